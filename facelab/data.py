@@ -28,7 +28,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -181,8 +180,8 @@ def cache_dir() -> Path:
 
 def data_dirs() -> list[Path]:
     """The data directories searched, in order: ``$FACELAB_DATA`` entries, then the cache."""
-    dirs = [Path(p).expanduser() for p in os.environ.get("FACELAB_DATA", "").split(os.pathsep)]
-    dirs = [d for d in dirs if str(d) not in ("", ".")]
+    raw = os.environ.get("FACELAB_DATA", "").split(os.pathsep)
+    dirs = [Path(p).expanduser().absolute() for p in raw if p.strip()]
     dirs.append(cache_dir())
     return dirs
 
@@ -303,7 +302,9 @@ def missing_message(asset: Asset, missing: Iterable[str]) -> str:
         lic += " Not redistributable: each user downloads it under its terms."
     extra = ""
     if asset.python_package:
-        extra = f"\n  or install the Python package that ships it: pip install {asset.python_package}"
+        extra = (
+            f"\n  or install the Python package that ships it: pip install {asset.python_package}"
+        )
     return (
         f"asset {asset.name!r} ({asset.title}) is missing {shown}.\n"
         f"  Get it with: facelab data fetch {asset.name}    (source: {asset.source}){extra}\n"
@@ -331,9 +332,7 @@ def _download(f: AssetFile, dest: Path, progress: bool) -> None:
     dec = (
         bz2.BZ2Decompressor()
         if f.compression == "bz2"
-        else (
-            __import__("zlib").decompressobj(16 + 15) if f.compression == "gz" else None
-        )
+        else (__import__("zlib").decompressobj(16 + 15) if f.compression == "gz" else None)
     )
     req = urllib.request.Request(f.url, headers={"User-Agent": "facelab-data-fetch"})
     try:
@@ -354,7 +353,7 @@ def _download(f: AssetFile, dest: Path, progress: bool) -> None:
                     h.update(data)
                     n += len(data)
                     out.write(data)
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as e:
         part.unlink(missing_ok=True)
         reason = getattr(e, "reason", e)
         raise DownloadError(

@@ -1,0 +1,134 @@
+"""Build the facelab book to static HTML, offline, executing every chapter.
+
+Usage (from the repository root; ``make book`` and ``make test`` call it)::
+
+    python book/tools/build.py            # default mode: the full results a reader sees
+    python book/tools/build.py --fast     # FACELAB_FAST=1: small sizes and few steps (CI)
+
+What it does, in order:
+
+1. Puts the JavaScript the static pages need into ``book/_ext_static`` (never committed):
+   the ipywidgets HTML manager and require.js and MathJax 3 from ``book/node_modules``
+   (installed from npm by ``npm ci`` in ``book/``), and ``plotly.min.js`` from the installed
+   plotly package. Jupyter Book 1 otherwise loads all of these from CDNs.
+2. Runs ``jupyter-book build`` with ``-W -n --keep-going`` and notebook execution forced, so any
+   cell error or Sphinx warning fails the build: the build is a test of every chapter. The
+   kernel gets ``IPYTHONDIR=book/.ipython``, whose startup file makes plotly write HTML that
+   uses the shared ``plotly.min.js`` instead of inlining 4.6 MB per figure.
+3. Prints a per-chapter execution-time table from myst-nb's execution data.
+4. Checks the built HTML (``book/tools/check_html.py``): plotly divs and widget state exist.
+
+Exit status: 0 on success, 1 on any failure (with the reason printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BOOK = Path(__file__).resolve().parents[1]
+STATIC = BOOK / "_ext_static"
+NODE = BOOK / "node_modules"
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(
+            src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.map", "*.md")
+        )
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+
+
+def ensure_js_assets() -> None:
+    """Copy the offline JavaScript into ``book/_ext_static`` (run ``npm ci`` first if needed)."""
+    if not (NODE / "@jupyter-widgets" / "html-manager").is_dir():
+        npm = shutil.which("npm")
+        if npm is None:
+            sys.exit("build: npm is not installed; it is needed once to fetch the book's JS")
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=BOOK, check=True)
+    import plotly
+
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    _copy(plotly_js, STATIC / "plotly.min.js")
+    _copy(NODE / "requirejs" / "require.js", STATIC / "require.js")
+    dist = NODE / "@jupyter-widgets" / "html-manager" / "dist"
+    for f in dist.iterdir():
+        if f.suffix != ".map" and f.name not in ("embed.js", "embed.js.LICENSE.txt"):
+            _copy(f, STATIC / f.name)
+    _copy(NODE / "mathjax" / "es5", STATIC / "mathjax")
+
+
+def print_timings(build_dir: Path, fast: bool) -> None:
+    """Print the execution-time table from the stats file written by conf hooks."""
+    stats = build_dir / "html" / "_facelab_exec_stats.json"
+    if not stats.exists():
+        print("build: no execution statistics were recorded", file=sys.stderr)
+        return
+    data = json.loads(stats.read_text())
+    print(f"\nper-chapter execution ({'FAST' if fast else 'default'} mode):")
+    print(f"{'document':<44} {'method':<8} {'seconds':>8}  status")
+    total = 0.0
+    for d in sorted(data, key=lambda r: r["docname"]):
+        rt = d.get("runtime")
+        total += rt or 0.0
+        rts = f"{rt:8.1f}" if rt is not None else "       -"
+        print(f"{d['docname']:<44} {d.get('method', '-'):<8} {rts}  {d.get('status', '-')}")
+    print(f"{'total':<44} {'':<8} {total:8.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--fast", action="store_true", help="FAST mode (FACELAB_FAST=1)")
+    ap.add_argument("--no-check", action="store_true", help="skip the HTML checks")
+    ap.add_argument("--builder", default="html")
+    a = ap.parse_args(argv)
+
+    ensure_js_assets()
+    env = dict(os.environ)
+    env["IPYTHONDIR"] = str(BOOK / ".ipython")
+    env.setdefault(
+        "OMP_NUM_THREADS", "1"
+    )  # one kernel at a time, one thread: see performance notes
+    env.setdefault("MKL_NUM_THREADS", "1")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    if a.fast:
+        env["FACELAB_FAST"] = "1"
+    build_dir = BOOK / "_build"
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(BOOK), "--builder", a.builder, "--all", "-W", "-n", "--keep-going"]
+    print("build: " + " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env)
+    dt = time.perf_counter() - t0
+    print_timings(build_dir, a.fast)
+    print(f"build: jupyter-book finished in {dt:.0f} s with exit code {proc.returncode}")
+    if proc.returncode != 0:
+        reports = build_dir / "html" / "reports"
+        if reports.is_dir():
+            for log in sorted(reports.glob("*.log")):
+                print(f"--- {log.name} (tail) ---")
+                print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+        return 1
+    if not a.no_check:
+        from check_html import check_book  # type: ignore[import-not-found]
+
+        problems = check_book(build_dir / "html")
+        if problems:
+            print("build: HTML checks failed:\n  " + "\n  ".join(problems))
+            return 1
+        print("build: HTML checks passed")
+    print(f"build: open {build_dir / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())
