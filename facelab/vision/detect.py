@@ -1,0 +1,300 @@
+"""Face detection and 68-point landmarks behind one interface.
+
+A :class:`LandmarkDetector` takes an image (anything :func:`~facelab.vision.load_image`
+accepts) and returns a list of :class:`Face`: a box, 68 iBUG landmarks in **full-resolution
+pixel coordinates** (pixel centres at +0.5) and a score. Implementations:
+
+* :class:`DlibDetector` (offline default): dlib's HOG + linear SVM detector and its
+  ensemble-of-regression-trees 68-point shape predictor
+  (``shape_predictor_68_face_landmarks.dat``, found with
+  ``facelab.data.find_file("dlib-models", ...)``). Detection runs on a copy downscaled to
+  ``max_side`` pixels; landmarks are predicted on the full-resolution image.
+* :class:`~facelab.vision.fan.FANDetector` (face-alignment's FAN, 2-D or 3-D), for users
+  online: its weights download on first use.
+
+:func:`detect_faces` applies a policy for several faces: ``"largest"`` (default),
+``"all"``, ``"single"`` (raise :class:`~facelab.errors.MultipleFacesFound` if more than
+one) or an integer index into the faces sorted left to right. Nothing detected raises
+:class:`~facelab.errors.NoFaceFound`.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import AssetMissing, BackendUnavailable, InvalidInput, MultipleFacesFound, NoFaceFound
+from .image import Image, ImageLike, load_image
+
+
+@dataclass
+class Face:
+    """One detected face.
+
+    Attributes:
+        box: ``(4,)`` float32 ``[x0, y0, x1, y1]`` in pixels (edges, not centres).
+        landmarks: ``(68, 2)`` float32 iBUG landmarks, pixel centres at +0.5.
+        score: detector confidence (dlib: SVM margin; FAN: mean heatmap peak).
+        detector: name of the backend that produced it.
+        landmarks_3d: ``(68, 3)`` for 3-D landmark models (x, y in pixels, z relative).
+        extra: backend-specific details (e.g. dlib's sub-detector index).
+    """
+
+    box: torch.Tensor
+    landmarks: torch.Tensor
+    score: float
+    detector: str = ""
+    landmarks_3d: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def area(self) -> float:
+        w = float(self.box[2] - self.box[0])
+        h = float(self.box[3] - self.box[1])
+        return max(w, 0.0) * max(h, 0.0)
+
+    def to_json(self) -> dict:
+        """Plain-Python dict: ``box``, ``score``, ``landmarks`` (68 [x, y]), ``detector``."""
+        d = {
+            "box": [round(float(v), 3) for v in self.box],
+            "score": round(float(self.score), 6),
+            "landmarks": [
+                [round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks.tolist()
+            ],
+            "detector": self.detector,
+        }
+        if self.landmarks_3d is not None:
+            d["landmarks_3d"] = [
+                [round(float(v), 3) for v in p] for p in self.landmarks_3d.tolist()
+            ]
+        return d
+
+
+class LandmarkDetector(abc.ABC):
+    """Interface: ``detect(image) -> list[Face]`` (all faces, any order)."""
+
+    name: str = "base"
+
+    @abc.abstractmethod
+    def detect(self, image: ImageLike) -> list[Face]:
+        """All faces in ``image`` with boxes, 68 landmarks and scores."""
+
+    def __call__(self, image: ImageLike) -> list[Face]:
+        return self.detect(image)
+
+
+def dlib_model_path(filename: str) -> Path:
+    """Path of a dlib model file (``*.dat``) via the ``"dlib-models"`` asset.
+
+    Looks in the facelab data directories and in an installed ``face_recognition_models``
+    package (found by path; importing it fails on current setuptools).
+    """
+    try:
+        from ..data import find_file
+
+        return find_file("dlib-models", filename)
+    except AssetMissing as e:
+        err: Exception = e
+    except (FileNotFoundError, KeyError, ValueError) as e:  # registry not available
+        err = e
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            p = Path(loc) / "models" / filename
+            if p.is_file():
+                return p
+    if isinstance(err, AssetMissing):
+        raise err
+    raise AssetMissing(
+        f"dlib model {filename!r} not found. Install it with: pip install face-recognition-models "
+        f"(or put {filename} in $FACELAB_DATA/dlib-models/; source: http://dlib.net/files/)"
+    )
+
+
+def _import_dlib():
+    try:
+        import dlib
+    except ImportError as e:
+        raise BackendUnavailable(
+            "the dlib face detector needs dlib: pip install dlib-bin face-recognition-models "
+            "(or pip install 'facelab[vision]')"
+        ) from e
+    return dlib
+
+
+@dataclass
+class DlibConfig:
+    """Settings of :class:`DlibDetector`.
+
+    Attributes:
+        max_side: detection runs on a copy whose longer side is at most this.
+        upsample: HOG pyramid upsampling (finds smaller faces, slower), or ``"auto"``:
+            0 if the detection copy's shorter side is >= 400 px, 1 if >= 150, else 2.
+        threshold: SVM margin threshold (dlib's ``adjust_threshold``; lower finds more).
+    """
+
+    max_side: int | None = 1024
+    upsample: int | str = "auto"
+    threshold: float = 0.0
+
+
+class DlibDetector(LandmarkDetector):
+    """dlib HOG face detector + 68-point shape predictor (runs offline)."""
+
+    name = "dlib"
+
+    def __init__(self, config: DlibConfig | None = None, predictor_path: str | Path | None = None):
+        dlib = _import_dlib()
+        self.config = config or DlibConfig()
+        path = (
+            Path(predictor_path)
+            if predictor_path
+            else dlib_model_path("shape_predictor_68_face_landmarks.dat")
+        )
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(path))
+        self._dlib = dlib
+
+    def _upsample(self, h: int, w: int) -> int:
+        up = self.config.upsample
+        if up == "auto":
+            m = min(h, w)
+            return 0 if m >= 400 else (1 if m >= 150 else 2)
+        if not isinstance(up, int) or up < 0:
+            raise InvalidInput(f"upsample must be a non-negative int or 'auto', got {up!r}")
+        return up
+
+    def detect_boxes(self, image: ImageLike) -> list[tuple[torch.Tensor, float, int]]:
+        """Boxes ``[x0, y0, x1, y1]`` (full-resolution pixels), scores and sub-detector ids."""
+        img = load_image(image)
+        small, s = img.for_detection(self.config.max_side)
+        rects, scores, idx = self._detector.run(
+            small, self._upsample(*small.shape[:2]), self.config.threshold
+        )
+        out = []
+        for r, sc, i in zip(rects, scores, idx):
+            # dlib rectangles are inclusive pixel indices -> edges [left, right + 1)
+            b = (
+                torch.tensor(
+                    [r.left(), r.top(), r.right() + 1, r.bottom() + 1], dtype=torch.float32
+                )
+                / s
+            )
+            out.append((b, float(sc), int(i)))
+        return out
+
+    def landmarks_in_box(self, image: ImageLike, box: torch.Tensor) -> torch.Tensor:
+        """68 landmarks ``(68, 2)`` predicted inside ``box`` on the full-resolution image."""
+        img = load_image(image)
+        full = img.to_uint8()
+        x0, y0, x1, y1 = (float(v) for v in box)
+        rect = self._dlib.rectangle(
+            round(x0), round(y0), max(round(x1) - 1, round(x0)), max(round(y1) - 1, round(y0))
+        )
+        shape = self._predictor(full, rect)
+        pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32) + 0.5
+        return torch.from_numpy(pts)
+
+    def detect(self, image: ImageLike) -> list[Face]:
+        img = load_image(image)
+        faces = []
+        for b, sc, i in self.detect_boxes(img):
+            lm = self.landmarks_in_box(img, b)
+            faces.append(
+                Face(box=b, landmarks=lm, score=sc, detector=self.name, extra={"subdetector": i})
+            )
+        return faces
+
+
+def select_faces(faces: list[Face], policy: str | int = "largest") -> list[Face]:
+    """Apply a several-faces policy: ``"largest"``, ``"all"``, ``"single"`` or an index.
+
+    ``"all"`` and integer indices order faces left to right (by box centre x) so that an
+    index means the same face from run to run. Raises :class:`NoFaceFound` for an empty
+    list, :class:`MultipleFacesFound` for ``"single"`` with several faces, and
+    :class:`InvalidInput` for an index out of range.
+    """
+    if not faces:
+        raise NoFaceFound(
+            "no face detected; check that the face is upright and at least ~80 px wide, "
+            "or lower the detector threshold / increase upsampling (DlibConfig)"
+        )
+    ordered = sorted(faces, key=lambda f: float(f.box[0] + f.box[2]))
+    if policy == "all":
+        return ordered
+    if policy == "largest":
+        return [max(faces, key=lambda f: f.area)]
+    if policy == "single":
+        if len(faces) > 1:
+            raise MultipleFacesFound(
+                f"{len(faces)} faces detected but exactly one was required; use policy "
+                "'largest', 'all' or a face index"
+            )
+        return list(faces)
+    if isinstance(policy, int) and not isinstance(policy, bool):
+        if not -len(ordered) <= policy < len(ordered):
+            raise InvalidInput(f"face index {policy} out of range: {len(ordered)} faces detected")
+        return [ordered[policy]]
+    raise InvalidInput(f"unknown face policy {policy!r}; use 'largest', 'all', 'single' or an int")
+
+
+_DEFAULT: dict[str, LandmarkDetector] = {}
+
+
+def get_detector(name: str = "dlib", **kwargs) -> LandmarkDetector:
+    """A detector by name: ``"dlib"`` (offline), ``"fan"`` / ``"fan3d"`` (face-alignment).
+
+    Without keyword arguments the instance is cached (loading dlib's predictor takes ~1 s).
+    """
+    if not kwargs and name in _DEFAULT:
+        return _DEFAULT[name]
+    if name == "dlib":
+        det: LandmarkDetector = DlibDetector(**kwargs)
+    elif name in ("fan", "fan2d", "fan3d"):
+        from .fan import FANDetector
+
+        det = FANDetector(landmarks_type="3D" if name == "fan3d" else "2D", **kwargs)
+    else:
+        raise InvalidInput(f"unknown detector {name!r}; use 'dlib', 'fan' or 'fan3d'")
+    if not kwargs:
+        _DEFAULT[name] = det
+    return det
+
+
+def detect_faces(
+    image: ImageLike | Image,
+    detector: LandmarkDetector | str = "dlib",
+    policy: str | int = "largest",
+) -> list[Face]:
+    """Detect faces and their 68 landmarks, then apply ``policy`` (see :func:`select_faces`)."""
+    det = get_detector(detector) if isinstance(detector, str) else detector
+    return select_faces(det.detect(load_image(image)), policy)
+
+
+def detect_face(
+    image: ImageLike | Image,
+    detector: LandmarkDetector | str = "dlib",
+    policy: str | int = "largest",
+) -> Face:
+    """The one face chosen by ``policy`` (default: the largest)."""
+    if policy == "all":
+        raise InvalidInput("detect_face returns one face; use detect_faces(policy='all')")
+    return detect_faces(image, detector, policy)[0]
+
+
+__all__ = [
+    "DlibConfig",
+    "DlibDetector",
+    "Face",
+    "LandmarkDetector",
+    "detect_face",
+    "detect_faces",
+    "dlib_model_path",
+    "get_detector",
+    "select_faces",
+]

@@ -1,0 +1,301 @@
+"""Tests of facelab.vision: image loading, dlib detection/landmarks, alignment crops, samples."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from facelab.errors import ImageReadError, InvalidInput, MultipleFacesFound, NoFaceFound
+from facelab.vision import (
+    Face,
+    align_faces,
+    apply_transform,
+    crop_transform,
+    ibug68,
+    invert_transform,
+    landmark_nme,
+    load_image,
+    samples,
+    select_faces,
+    similarity_transform,
+    warp_to_crop,
+)
+from facelab.vision.align import five_points
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+# --------------------------------------------------------------------------------------
+# Image loader on synthetic files
+
+
+def _gradient_rgb(h=20, w=30) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // (w - 1), y * 255 // (h - 1), np.full_like(x, 77)], -1).astype(
+        np.uint8
+    )
+
+
+def test_load_png_rgb_roundtrip(tmp_path):
+    a = _gradient_rgb()
+    p = tmp_path / "a.png"
+    PIL.fromarray(a).save(p)
+    img = load_image(p)
+    assert img.tensor.shape == (1, 3, 20, 30) and img.tensor.dtype == torch.float32
+    np.testing.assert_array_equal(img.to_uint8(), a)
+    assert img.mode == "RGB" and img.bit_depth == 8 and img.exif_orientation == 1
+    # same pixels from bytes, PIL, numpy and tensor inputs
+    for src in (p.read_bytes(), PIL.open(p), a, img.tensor):
+        np.testing.assert_array_equal(load_image(src).to_uint8(), a)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_applied(tmp_path, orientation):
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:5, :5] = 255  # white block in the stored top-left corner
+    im = PIL.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    p = tmp_path / "rot.jpg"
+    im.save(p, quality=100, exif=exif.tobytes())
+    img = load_image(p)
+    assert img.exif_orientation == orientation and img.stored_size == (20, 40)
+    g = img.tensor[0].mean(0)
+    if orientation == 3:  # 180 deg: block goes to the bottom-right
+        assert img.size == (20, 40) and g[-3, -3] > 0.8 and g[2, 2] < 0.2
+    elif orientation == 6:  # rotate 90 CW to display: top-left -> top-right
+        assert img.size == (40, 20) and g[2, -3] > 0.8 and g[2, 2] < 0.2
+    else:  # 8: rotate 90 CCW: top-left -> bottom-left
+        assert img.size == (40, 20) and g[-3, 2] > 0.8 and g[2, 2] < 0.2
+
+
+def test_grayscale_rgba_palette_16bit(tmp_path):
+    g = np.arange(0, 250, 10, dtype=np.uint8).reshape(5, 5)
+    PIL.fromarray(g).save(tmp_path / "g.png")
+    img = load_image(tmp_path / "g.png")
+    assert img.mode == "L"
+    for c in range(3):
+        np.testing.assert_allclose(img.tensor[0, c].numpy(), g / 255.0, atol=1e-7)
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = np.array([0, 85, 170, 255], np.uint8)[None, :]
+    PIL.fromarray(rgba).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png", background=(0.0, 0.0, 0.0))
+    alpha = np.array([0, 85, 170, 255]) / 255.0
+    np.testing.assert_allclose(img.tensor[0, 0, 0].numpy(), alpha * 200 / 255, atol=1e-6)
+    np.testing.assert_allclose(img.alpha[0, 0, 0].numpy(), alpha, atol=1e-7)
+    white = load_image(tmp_path / "a.png")  # default white background
+    np.testing.assert_allclose(white.tensor[0, 1, 0].numpy(), 1 - alpha, atol=1e-6)
+
+    pal = PIL.fromarray(_gradient_rgb()).convert("P", palette=PIL.Palette.ADAPTIVE, colors=16)
+    pal.save(tmp_path / "p.png")
+    img = load_image(tmp_path / "p.png")
+    assert img.mode == "P"
+    np.testing.assert_array_equal(img.to_uint8(), np.asarray(pal.convert("RGB")))
+
+    v = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000 + 7).astype(np.uint16)
+    PIL.fromarray(v).save(tmp_path / "d.png")
+    img = load_image(tmp_path / "d.png")
+    assert img.bit_depth == 16
+    # full 16-bit precision kept (not rounded to 8 bits)
+    np.testing.assert_allclose(img.tensor[0, 0].numpy(), v / 65535.0, atol=1e-7)
+
+
+def test_unreadable_files(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageReadError, match="empty"):
+        load_image(tmp_path / "empty.jpg")
+    (tmp_path / "text.jpg").write_text("this is not a picture\n")
+    with pytest.raises(ImageReadError, match="not an image"):
+        load_image(tmp_path / "text.jpg")
+    with pytest.raises(ImageReadError, match="no such file"):
+        load_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="directory"):
+        load_image(tmp_path)
+    buf = io.BytesIO()
+    PIL.fromarray(_gradient_rgb(64, 64)).save(buf, "PNG")
+    (tmp_path / "trunc.png").write_bytes(buf.getvalue()[:60])
+    with pytest.raises(ImageReadError):
+        load_image(tmp_path / "trunc.png")
+    with pytest.raises(ImageReadError, match="max_pixels"):
+        load_image(buf.getvalue(), max_pixels=100)
+    with pytest.raises(InvalidInput, match=r"\[0, 1\]"):
+        load_image(np.full((4, 4, 3), 255.0))
+    with pytest.raises(InvalidInput, match="shape|must be"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_downscale_for_detection_keeps_full_res():
+    a = np.zeros((3000, 2000, 3), np.uint8)
+    img = load_image(a)
+    small, s = img.for_detection(1000)
+    assert small.shape == (1000, 667, 3) and s == pytest.approx(1000 / 3000)
+    assert img.size == (3000, 2000)
+
+
+# --------------------------------------------------------------------------------------
+# Detection + landmarks with dlib (real images shipped by installed packages)
+
+
+@pytest.fixture(scope="module")
+def dlib_detector():
+    pytest.importorskip("dlib")
+    from facelab.vision import get_detector
+
+    return get_detector("dlib")
+
+
+def test_dlib_astronaut_one_face(dlib_detector):
+    s = samples.astronaut()
+    faces = dlib_detector.detect(s.image)
+    assert len(faces) == 1
+    f = faces[0]
+    x0, y0, x1, y1 = f.box.tolist()
+    # the astronaut's face is in the upper middle of the 512x512 photo, ~90 px wide
+    assert 150 < x0 < 200 and 60 < y0 < 110 and 70 < x1 - x0 < 120 and 70 < y1 - y0 < 120
+    assert f.landmarks.shape == (68, 2) and f.score > 0.5
+    # landmarks lie around the box; eyes above the mouth, subject's right eye on the left
+    lm = f.landmarks
+    assert (lm[:, 0] > x0 - 20).all() and (lm[:, 0] < x1 + 20).all()
+    assert lm[36:42, 1].mean() < lm[48:60, 1].mean() and lm[36:42, 0].mean() < lm[42:48, 0].mean()
+
+
+@pytest.mark.parametrize("name,bound", [("einstein", 0.10), ("takeo", 0.08)])
+def test_dlib_nme_against_shipped_ground_truth(dlib_detector, name, bound):
+    s = samples.load(name)
+    assert s.landmarks.shape == (68, 2)
+    f = select_faces(dlib_detector.detect(s.image), "largest")[0]
+    nme = float(landmark_nme(f.landmarks.double(), s.landmarks))
+    print(f"{name}: dlib NME (outer-eye normalised) = {100 * nme:.2f} %")
+    assert nme < bound
+    # and a gross error would be caught: shifting by 10% of the eye distance fails the bound
+    shifted = s.landmarks + ibug68.interocular_distance(s.landmarks) * bound * 1.5
+    assert float(landmark_nme(shifted, s.landmarks)) > bound
+
+
+def test_no_face_found(dlib_detector):
+    from facelab.vision import detect_faces
+
+    gray = np.full((300, 300, 3), 128, np.uint8)
+    assert dlib_detector.detect(gray) == []
+    with pytest.raises(NoFaceFound, match="no face"):
+        detect_faces(gray, dlib_detector)
+    nonface = samples.lfw_nonfaces()[0]  # a real non-face patch, upscaled
+    big = torch.nn.functional.interpolate(nonface[None], size=200, mode="bilinear")
+    with pytest.raises(NoFaceFound):
+        detect_faces(big, dlib_detector)
+
+
+def _fake(x0, w, score=1.0):
+    return Face(box=torch.tensor([x0, 0.0, x0 + w, w]), landmarks=torch.zeros(68, 2), score=score)
+
+
+def test_face_policies():
+    faces = [_fake(300, 50), _fake(0, 80), _fake(100, 30)]
+    assert select_faces(faces, "largest")[0].box[0] == 0
+    assert [float(f.box[0]) for f in select_faces(faces, "all")] == [0, 100, 300]
+    assert select_faces(faces, 2)[0].box[0] == 300 and select_faces(faces, -1)[0].box[0] == 300
+    with pytest.raises(MultipleFacesFound):
+        select_faces(faces, "single")
+    with pytest.raises(InvalidInput, match="out of range"):
+        select_faces(faces, 5)
+    with pytest.raises(NoFaceFound):
+        select_faces([], "largest")
+
+
+# --------------------------------------------------------------------------------------
+# Alignment
+
+
+def test_similarity_transform_recovers_known_answer():
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(3, 10, 2, generator=g, dtype=torch.float64) * 100
+    ang = torch.tensor([0.3, -1.0, 2.5], dtype=torch.float64)
+    s = torch.tensor([0.5, 2.0, 1.3], dtype=torch.float64)
+    R = torch.stack([torch.cos(ang), -torch.sin(ang), torch.sin(ang), torch.cos(ang)], -1).view(
+        3, 2, 2
+    )
+    t = torch.tensor([[5.0, -3.0], [0.0, 10.0], [-7.0, 2.0]], dtype=torch.float64)
+    M_true = torch.cat([s[:, None, None] * R, t[..., None]], -1)
+    dst = apply_transform(M_true, src)
+    M = similarity_transform(src, dst)
+    torch.testing.assert_close(M, M_true, atol=1e-10, rtol=0)
+    torch.testing.assert_close(apply_transform(invert_transform(M), dst), src, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("template,size", [("arcface", 112), ("ffhq", 256), ("dlib", 150)])
+def test_crop_inverse_roundtrip(template, size):
+    s = samples.takeo()
+    lm = s.landmarks[None].float()
+    if template == "dlib":
+        pytest.importorskip("dlib")
+    crop = align_faces(s.image.tensor, lm, template, size)
+    assert crop.image.shape == (1, 3, size, size)
+    back = crop.to_photo(crop.to_crop(lm.double()))
+    assert float((back - lm.double()).abs().max()) < 1e-3
+    # the crop puts the face in the template's place: eyes in the upper half, left of right
+    q = five_points(crop.to_crop(lm))[0]
+    assert q[0, 0] < q[1, 0] and q[:2, 1].max() < size * 0.55 and q[3:, 1].min() > size * 0.55
+
+
+def test_warp_matches_manual_sampling_and_has_gradients():
+    # a pure translation by integer pixels must copy pixels exactly
+    g = torch.Generator().manual_seed(1)
+    img = torch.rand(1, 3, 16, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    M = torch.tensor([[[1.0, 0.0, -3.0], [0.0, 1.0, -5.0]]], dtype=torch.float64)
+    out = warp_to_crop(img, M, 8)
+    torch.testing.assert_close(out, img[:, :, 5:13, 3:11])
+    # scale 2 upsampling: the crop centre pixel (7.5, 7.5) maps to photo (3.75+o)...
+    M2 = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]], dtype=torch.float64)
+    out2 = warp_to_crop(img, M2, 16)
+    # crop pixel centre (1.5, 1.5) -> photo (0.75, 0.75): bilinear between pixels 0 and 1
+    expected = (
+        0.25 * 0.25 * img[0, :, 1, 1]
+        + 0.75 * 0.75 * img[0, :, 0, 0]
+        + 0.25 * 0.75 * (img[0, :, 0, 1] + img[0, :, 1, 0])
+    )
+    torch.testing.assert_close(out2[0, :, 1, 1], expected)
+    out2.sum().backward()
+    assert img.grad is not None and float(img.grad.abs().sum()) > 0
+    # gradient w.r.t. the matrix (used to refine alignment) is finite and nonzero
+    Mv = M2.clone().requires_grad_(True)
+    warp_to_crop(img.detach(), Mv, 16).pow(2).sum().backward()
+    assert torch.isfinite(Mv.grad).all() and float(Mv.grad.abs().sum()) > 0
+
+
+def test_dlib_chip_matches_dlib_get_face_chip(dlib_detector):
+    import dlib
+
+    from facelab.vision.align import dlib_chip_transform
+
+    s = samples.astronaut()
+    f = dlib_detector.detect(s.image)[0]
+    M = dlib_chip_transform(f.landmarks[None].double())
+    ours = warp_to_crop(s.image.tensor.double(), M, 150)
+    rect = dlib.rectangle(*[int(v) for v in f.box.tolist()])
+    shape = dlib.full_object_detection(
+        rect, [dlib.point(int(x - 0.5), int(y - 0.5)) for x, y in f.landmarks.tolist()]
+    )
+    ref = dlib.get_face_chip(s.image.to_uint8(), shape, 150, 0.25)
+    ref = torch.from_numpy(ref).permute(2, 0, 1)[None].double() / 255
+    assert float((ours - ref).abs().mean()) < 2.5 / 255  # equal up to 8-bit rounding
+    assert float((ours - ref).abs().max()) < 8 / 255
+
+
+def test_five_points_and_crop_transform_errors():
+    with pytest.raises(InvalidInput):
+        five_points(torch.zeros(5, 2))
+    with pytest.raises(InvalidInput, match="template"):
+        crop_transform(torch.zeros(1, 68, 2), "nope")
+
+
+def test_pts_roundtrip(tmp_path):
+    lm = torch.rand(68, 2, dtype=torch.float64) * 100
+    p = ibug68.write_pts(tmp_path / "x.pts", lm)
+    torch.testing.assert_close(ibug68.read_pts(p), lm, atol=1e-6, rtol=0)
+    assert math.isclose(float(landmark_nme(lm, lm)), 0.0)
