@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.facelab-installed
 NPMSTAMP = book/node_modules/.facelab-installed
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install test unit lint format book book-fast lab screenshots bench clean
+.PHONY: install test unit lint format book book-fast lab screenshots bench clean student-edition instructor-edition
 
 install: $(STAMP) $(NPMSTAMP)
 
@@ -51,6 +51,12 @@ book: install
 
 lab: install
 	$(BIN)/jupyter lab book/chapters
+
+student-edition: $(STAMP)
+	$(BIN)/python book/tools/editions.py student editions/student --ipynb
+
+instructor-edition: $(STAMP)
+	$(BIN)/python book/tools/editions.py instructor editions/instructor --ipynb
 
 screenshots: book
 	$(BIN)/python book/tools/screenshots.py
