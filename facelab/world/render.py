@@ -1,0 +1,526 @@
+r"""The world's image model: a batch of sampled faces -> photos with exact ground truth.
+
+For ``B`` samples at once (same model topology) the renderer rasterizes the posed mesh
+(:func:`facelab.render.rasterize`), interpolates normals, positions, UVs, ambient occlusion and
+key-light visibility to the covered pixels, and shades
+
+.. math::
+
+    I = \rho\, \big[ S(n; L) + \Delta_{ao} + \Delta_{key} \big]_{\text{sss}} + k_{spec}\, P
+
+where ``S(n; L)`` is the fitter's Lambert-SH shading with the ground-truth SH ``L`` (environment
++ order-2 fit of the key light, :mod:`facelab.world.lighting`), and the effects, each scaled by
+its resolved sub-knob (:class:`~facelab.world.config.Knobs`), are
+
+- ``Delta_ao = k_ao (AO - 1) S(n; L_env)`` — ambient occlusion darkens the environment;
+- ``Delta_key = k_key (E_key - S(n; L_key))`` with ``k_key = min(1, max(k_shadows,
+  k_subsurface))`` — the key light rendered exactly instead of its SH fit,
+  ``E_key = c [(1 - k_ss) max(0, <n,l>) + k_ss wrap(<n,l>)] (1 - k_sh (1 - vis))``, ``vis``
+  from a shadow map (:mod:`facelab.world.occlusion`);
+- ``[.]_sss`` — the irradiance blurred in screen space per channel (red widest), mixed in with
+  weight ``k_ss`` (:func:`facelab.world.effects.masked_blur`);
+- ``P`` — Blinn-Phong highlights of the key light (strength and roughness from a UV
+  roughness map) plus a Fresnel-weighted environment reflection.
+
+Then eye and mouth interiors are painted where the model has no eyeball/teeth geometry
+(``eyes_teeth``), the background is composited, and the sensor adds blur, noise and JPEG
+(:mod:`facelab.world.sensor`). With every knob at 0 the result is bit-for-bit
+``rho * sh_shading(n, L)`` over a black background — the fitter's image model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..geometry.camera import intrinsics, project, project_depth
+from ..geometry.mesh import vertex_normals
+from ..models.params import FaceParams
+from ..render import interpolate_packed, rasterize
+from ..render.shading import sh_basis, sh_shading
+from .background import PatchBank, fbm, sample_background
+from .config import WorldConfig
+from .effects import (
+    WRAP_RGB,
+    blinn_phong,
+    masked_blur,
+    polygon_inside,
+    reflect,
+    schlick_fresnel,
+    shininess_from_roughness,
+    wrap_diffuse,
+)
+from .lighting import sh_of_environment, sh_of_key
+from .occlusion import ambient_occlusion, directional_visibility
+from .scene import SceneSample, sample_scene
+from .seeding import generator_for
+from .sensor import apply_blur, apply_noise, jpeg_roundtrip
+
+IRIS_COLORS = ((0.25, 0.13, 0.06), (0.12, 0.07, 0.04), (0.22, 0.32, 0.45), (0.24, 0.30, 0.18))
+
+
+@dataclass
+class WorldBatch:
+    """Everything that defines ``B`` samples before rendering (batch-first tensors).
+
+    ``params`` holds the ground truth the fitter sees (``light`` = environment + key-light SH
+    fit, ``focal`` in pixels). The rest is what the richer image model uses on top.
+    """
+
+    params: FaceParams
+    env_sh: torch.Tensor  # (B, 9, 3)
+    key_dir: torch.Tensor  # (B, 3)
+    key_color: torch.Tensor  # (B, 3)
+    albedo: torch.Tensor | None  # (B, 3, S, S) UV texture, or None -> model.albedo / grey
+    roughness_map: torch.Tensor  # (B, 1, R, R) in [0, 1]
+    specular: torch.Tensor  # (B,)
+    roughness: torch.Tensor  # (B,)
+    subsurface_radius: torch.Tensor  # (B,) fraction of the face width
+    blur: torch.Tensor  # (B,)
+    shot: torch.Tensor  # (B,)
+    read: torch.Tensor  # (B,)
+    jpeg_quality: list[int]
+    iris: torch.Tensor  # (B, 3)
+    background: torch.Tensor | None  # (B, 3, H, W)
+    noise: torch.Tensor | None  # (B, 3, H, W) standard normal
+    ypr: torch.Tensor  # (B, 3) degrees
+    fov: torch.Tensor  # (B,)
+    distance: torch.Tensor  # (B,)
+    indices: list[int] = field(default_factory=list)
+    seed: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.params.batch_size
+
+
+def _stack_or_none(xs: list[torch.Tensor | None]) -> torch.Tensor | None:
+    if any(x is None for x in xs):
+        return None
+    return torch.stack(xs)  # type: ignore[arg-type]
+
+
+class WorldRenderer:
+    """Samples and renders the world of a :class:`~facelab.world.config.WorldConfig`.
+
+    ``WorldRenderer(config)(indices, seed)`` returns a dict of batched tensors (keys in
+    :data:`facelab.world.dataset.SAMPLE_KEYS`). Sample ``i`` depends only on ``(seed, i)``.
+
+    Args:
+        config: the world.
+        model: a :class:`~facelab.models.MorphableModel` (default ``load(config.model)``).
+    """
+
+    def __init__(self, config: WorldConfig, model=None) -> None:
+        self.config = config
+        self.knobs = config.knobs()
+        if model is None:
+            from ..models import load
+
+            model = load(config.model)
+        self.model = model
+        dt = model.dtype
+        self.dtype = dt
+        faces = model.faces
+        V = model.n_vertices
+        face_region = model.regions.get("face", torch.ones(V, dtype=torch.bool))
+        skin_region = model.regions.get("skin", face_region)
+        non_skin = torch.zeros(V, dtype=torch.bool)
+        for name in ("eyes", "eyeballs", "teeth", "mouth_interior", "gums", "eyelashes"):
+            if name in model.regions:
+                non_skin |= model.regions[name]
+        self.face_faces = face_region[faces].all(1)
+        self.skin_faces = (skin_region & ~non_skin)[faces].all(1) & self.face_faces
+        self.has_eyeballs = "eyeballs" in model.regions and bool(model.regions["eyeballs"].any())
+        if model.landmarks is None or model.landmarks.numel() != 68:
+            from ..errors import InvalidInput
+
+            raise InvalidInput(f"model {model.name!r} needs 68 iBUG landmarks for the world")
+        lm = model.mean[model.landmarks]
+        self.face_center = (lm.amin(0) + lm.amax(0)) / 2
+        self.face_center[2] = lm[:, 2].mean()
+        self.face_width = float((lm[16] - lm[0]).norm()) * 1.15
+        self.shadow_map_size = max(48, min(int(config.shadow_map_size), int(config.image_size)))
+        self._ao: torch.Tensor | None = None
+        self._albedo_gen = None
+        self._bank = PatchBank()
+
+    # ------------------------------------------------------------------ lazily built assets
+
+    def ambient_occlusion(self) -> torch.Tensor:
+        """Per-vertex AO ``(V,)`` of the mean shape (computed once, 32 shadow maps)."""
+        if self._ao is None:
+            mean = self.model.mean.to(torch.float64)
+            self._ao = ambient_occlusion(mean, self.model.faces).to(self.dtype)
+        return self._ao
+
+    def _albedo_generator(self):
+        if self._albedo_gen is None:
+            from .albedo import make_albedo_generator
+
+            self._albedo_gen = make_albedo_generator(self.model, self.config)
+        return self._albedo_gen
+
+    # ------------------------------------------------------------------ sampling
+
+    def sample(self, indices: list[int], seed: int) -> WorldBatch:
+        """Draw the parameters of samples ``indices`` of the world ``seed`` (each from its own
+        per-index generators, so the batch composition does not matter)."""
+        cfg, kn, model = self.config, self.knobs, self.model
+        H = W = cfg.image_size
+        plist, scenes, albedos, rough, iris, bgs, noises = [], [], [], [], [], [], []
+        gen = self._albedo_generator()
+        for i in indices:
+            gs = generator_for(seed, i, "scene")
+            gn = generator_for(seed, i, "sensor")
+            ga = generator_for(seed, i, "albedo")
+            gb = generator_for(seed, i, "background")
+            gh = generator_for(seed, i, "shade")
+            p = model.sample(
+                1, gs, truncation=cfg.truncation, expression_scale=cfg.expression_scale
+            )
+            sc = sample_scene(cfg, gs, gn, self.face_center.double(), self.face_width)
+            plist.append(p)
+            scenes.append(sc)
+            albedos.append(gen.draw(ga) if gen is not None else None)
+            rough.append(fbm(32, 32, gh, octaves=4))
+            k = int(torch.randint(0, len(IRIS_COLORS), (1,), generator=gh))
+            tint = 0.8 + 0.4 * torch.rand(3, generator=gh, dtype=torch.float64)
+            iris.append(torch.tensor(IRIS_COLORS[k], dtype=torch.float64) * tint)
+            bg = None
+            if kn.background != "none" and kn.background_mix > 0:
+                bg = sample_background((H, W), gb, kn.background, self._bank)
+            bgs.append(bg)
+            noises.append(
+                torch.randn(3, H, W, generator=gn, dtype=torch.float64).float()
+                if kn.noise > 0
+                else None
+            )
+        tex = gen.render(albedos) if gen is not None else None
+        return self._assemble(plist, scenes, tex, rough, iris, bgs, noises, list(indices), seed)
+
+    def _assemble(
+        self, plist, scenes: list[SceneSample], tex, rough, iris, bgs, noises, indices, seed
+    ):
+        dt = self.dtype
+
+        def st(name: str) -> torch.Tensor:
+            vals = [getattr(s, name) for s in scenes]
+            if isinstance(vals[0], torch.Tensor):
+                return torch.stack(vals)
+            return torch.tensor(vals, dtype=torch.float64)
+
+        env = {k: st(k) for k in ("ambient", "sky_dir", "sky", "quad_dir", "quad")}
+        env_sh = sh_of_environment(env, sh_basis)
+        key_dir, key_color = st("key_dir"), st("key_color")
+        key_sh = sh_of_key(key_dir, key_color, sh_basis)
+        params = FaceParams.cat(plist)
+        params.rotation = st("rotation").to(dt)
+        params.translation = st("translation").to(dt)
+        params.focal = st("focal").to(dt)
+        params.light = (env_sh + key_sh).to(dt)
+        return WorldBatch(
+            params=params,
+            env_sh=env_sh.to(dt),
+            key_dir=key_dir.to(dt),
+            key_color=key_color.to(dt),
+            albedo=tex,
+            roughness_map=torch.stack(rough).to(dt),
+            specular=st("specular").to(dt),
+            roughness=st("roughness").to(dt),
+            subsurface_radius=st("subsurface_radius").to(dt),
+            blur=st("blur").to(dt),
+            shot=st("shot").to(dt),
+            read=st("read").to(dt),
+            jpeg_quality=[s.jpeg_quality for s in scenes],
+            iris=torch.stack(iris).to(dt),
+            background=_stack_or_none(bgs),
+            noise=_stack_or_none(noises),
+            ypr=st("ypr").to(dt),
+            fov=st("fov").to(dt),
+            distance=st("distance").to(dt),
+            indices=indices,
+            seed=seed,
+        )
+
+    # ------------------------------------------------------------------ rendering
+
+    def __call__(self, indices: list[int], seed: int) -> dict[str, torch.Tensor]:
+        return self.render(self.sample(indices, seed))
+
+    def render(self, batch: WorldBatch, knobs=None) -> dict[str, torch.Tensor]:
+        """Render a :class:`WorldBatch`; returns batched ground truth (see
+        :data:`facelab.world.dataset.SAMPLE_KEYS`). ``knobs`` overrides the config's."""
+        kn = knobs or self.knobs
+        model = self.model
+        P = batch.params
+        B = P.batch_size
+        H = W = self.config.image_size
+        dt = self.dtype
+        faces = model.faces
+        with torch.no_grad():
+            verts = model.posed_vertices(P)  # (B, V, 3) camera space
+            K = intrinsics(P.focal, P.focal, W / 2.0, H / 2.0)
+            screen = project_depth(verts, K)
+            frags = rasterize(screen, faces, (H, W))
+            bidx = frags.batch_index
+            vn = vertex_normals(verts, faces)
+            n = F.normalize(interpolate_packed(vn, frags), dim=-1)  # (Np, 3)
+            x = interpolate_packed(verts, frags)  # (Np, 3)
+            uv = None
+            if model.uvs is not None:
+                uv = interpolate_packed(model.uvs, frags, model.uv_faces)  # (Np, 2)
+            rho = self._albedo_at(batch, frags, uv, bidx)  # (Np, 3)
+            light = P.light
+            shade = sh_shading(n, light[bidx])  # (Np, 3)
+            color = rho * shade  # the fitter's image model
+            if not kn.is_lambert:
+                color = self._effects(batch, kn, frags, verts, n, x, uv, rho, shade, bidx)
+            img = torch.zeros(B * H * W, 3, dtype=dt)
+            img[frags.pix] = color
+            img = img.view(B, H, W, 3)
+            mask = frags.mask
+            face_mask = mask & self.face_faces[frags.pix_to_face.clamp_min(0)]
+            skin_mask = mask & self.skin_faces[frags.pix_to_face.clamp_min(0)]
+            depth = torch.where(mask, frags.zbuf, torch.zeros_like(frags.zbuf))
+            normals = torch.zeros(B * H * W, 3, dtype=dt)
+            normals[frags.pix] = n
+            normals = normals.view(B, H, W, 3)
+            lm3 = verts[:, model.landmarks]  # (B, 68, 3)
+            lm2 = project(lm3, K)
+            if kn.eyes_teeth and not self.has_eyeballs:
+                img, face_mask, skin_mask, mask, depth, normals = self._paint_eyes_mouth(
+                    batch, img, mask, face_mask, skin_mask, depth, normals, lm2, lm3
+                )
+            img = img.permute(0, 3, 1, 2)  # (B, 3, H, W)
+            if batch.background is not None and kn.background_mix > 0:
+                bg = batch.background.to(dt) * min(1.0, kn.background_mix)
+                img = torch.where(mask[:, None], img, bg)
+            img = self._sensor(batch, kn, img)
+            visible = self._landmark_visibility(lm2, lm3, depth, mask)
+        out = {
+            "image": img.clamp(0, 1),
+            "mask": mask,
+            "mask_face": face_mask,
+            "mask_skin": skin_mask,
+            "depth": depth,
+            "normals": normals,
+            "vertices": verts,
+            "landmarks2d": lm2,
+            "landmarks3d": lm3,
+            "landmarks_visible": visible,
+            "K": K,
+            "identity": P.identity,
+            "expression": P.expression,
+            "rotation": P.rotation,
+            "translation": P.translation,
+            "light": P.light,
+            "focal": P.focal,
+            "env_light": batch.env_sh,
+            "key_dir": batch.key_dir,
+            "key_color": batch.key_color,
+            "ypr": batch.ypr,
+            "index": torch.tensor(batch.indices, dtype=torch.long),
+        }
+        if P.albedo is not None:
+            out["albedo"] = P.albedo
+        return out
+
+    def _albedo_at(self, batch: WorldBatch, frags, uv, bidx) -> torch.Tensor:
+        """Albedo ``(Np, 3)`` at the covered pixels: UV texture, else per-vertex, else grey."""
+        if batch.albedo is not None and uv is not None:
+            return _sample_uv(batch.albedo.to(self.dtype), uv, bidx)
+        if self.model.albedo_mean is not None:
+            alb = self.model.albedo(batch.params.albedo, batch.batch_size)
+            return interpolate_packed(alb, frags)
+        return torch.full((bidx.numel(), 3), 0.6, dtype=self.dtype)
+
+    def _effects(self, batch, kn, frags, verts, n, x, uv, rho, shade, bidx) -> torch.Tensor:
+        """The richer image model on packed pixels (formulas in the module docstring)."""
+        B = batch.batch_size
+        H = W = self.config.image_size
+        dt = self.dtype
+        k_ao = float(kn.ambient_occlusion)
+        k_sh = min(1.0, float(kn.shadows))
+        k_ss = min(1.0, float(kn.subsurface))
+        k_key = min(1.0, max(k_sh, k_ss))
+        k_spec = float(kn.specular)
+        env_shade = sh_shading(n, batch.env_sh[bidx])
+        D = shade
+        if k_ao > 0:
+            ao = interpolate_packed(self.ambient_occlusion()[:, None], frags)[:, 0]
+            D = D + k_ao * (ao - 1)[:, None] * env_shade
+        vis = None
+        ldir = batch.key_dir[bidx]
+        kcol = batch.key_color[bidx]
+        if k_key > 0:
+            key_fit = sh_shading(n, (batch.params.light - batch.env_sh)[bidx])  # S(n; L_key)
+            cos = (n * ldir).sum(-1)
+            e = (1 - k_ss) * cos.clamp_min(0)[:, None] + k_ss * wrap_diffuse(cos, 0.5)
+            if k_sh > 0:
+                vis_v = directional_visibility(
+                    verts, self.model.faces, batch.key_dir, size=self.shadow_map_size
+                )
+                vis = interpolate_packed(vis_v[..., None], frags)[:, 0].clamp(0, 1)
+                e = e * (1 - k_sh * (1 - vis))[:, None]
+            D = D + k_key * (kcol * e - key_fit)
+        D = D.clamp_min(0)
+        if k_ss > 0:
+            img = torch.zeros(B * H * W, 3, dtype=dt)
+            img[frags.pix] = D
+            img = img.view(B, H, W, 3).permute(0, 3, 1, 2)
+            m = frags.mask[:, None]
+            px_width = batch.params.focal * self.face_width / batch.distance  # (B,)
+            sig = (batch.subsurface_radius * px_width)[:, None] * D.new_tensor(WRAP_RGB)[None]
+            blurred = masked_blur(img, m, sig)
+            img = img + k_ss * (blurred - img)
+            D = img.permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix]
+        color = rho * D
+        if k_spec > 0:
+            v = F.normalize(-x, dim=-1)
+            rmap = torch.full((n.shape[0], 1), 0.5, dtype=dt)
+            if uv is not None:
+                rmap = _sample_uv(batch.roughness_map, uv, bidx)
+            rough = (batch.roughness[bidx] * (0.7 + 0.6 * rmap[:, 0])).clamp(0.15, 0.95)
+            ks = batch.specular[bidx] * (1.4 - 0.8 * rmap[:, 0])
+            lobe = blinn_phong(n, v, ldir, shininess_from_roughness(rough))
+            if vis is not None:
+                lobe = lobe * (1 - k_sh * (1 - vis))
+            spec = (ks * lobe)[:, None] * kcol
+            fres = schlick_fresnel(n, v)
+            env_refl = sh_shading(reflect(n, v), batch.env_sh[bidx]).clamp_min(0)
+            spec = spec + (0.6 * fres * (1.4 - 0.8 * rmap[:, 0]))[:, None] * env_refl
+            color = color + k_spec * spec
+        return color
+
+    def _paint_eyes_mouth(self, batch, img, mask, face_mask, skin_mask, depth, normals, lm2, lm3):
+        """Eyes (sclera, iris, pupil, lid shadow, glint) and an open mouth's interior (dark
+        cavity, upper teeth) painted in image space inside the landmark polygons, for models
+        without eyeball/teeth geometry. Only where no nearer surface (e.g. the nose) covers."""
+        B, H, W, _ = img.shape
+        dt = img.dtype
+        ys = torch.arange(H, dtype=dt) + 0.5
+        xs = torch.arange(W, dtype=dt) + 0.5
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        pts = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(B, -1, -1)
+        amb = sh_shading(
+            torch.tensor([[0.0, 0.0, -1.0]], dtype=dt).expand(B, 3), batch.params.light
+        ).clamp_min(0)  # (B, 3) irradiance of a camera-facing normal
+        flat = img.reshape(B, -1, 3).clone()
+        fm, sm, mm = (
+            face_mask.reshape(B, -1).clone(),
+            skin_mask.reshape(B, -1).clone(),
+            mask.reshape(B, -1).clone(),
+        )
+        dep = depth.reshape(B, -1).clone()
+        nor = normals.reshape(B, -1, 3).clone()
+        parts = [
+            ("eye", list(range(36, 42))),
+            ("eye", list(range(42, 48))),
+            ("mouth", list(range(60, 68))),
+        ]
+        for kind, idx in parts:
+            poly = lm2[:, idx]
+            z = lm3[:, idx, 2].mean(1)  # (B,)
+            width = (poly[:, :, 0].amax(1) - poly[:, :, 0].amin(1)).clamp_min(1e-6)
+            height = (poly[:, :, 1].amax(1) - poly[:, :, 1].amin(1)).clamp_min(1e-6)
+            inside = polygon_inside(pts, poly)
+            tol = 0.12 * self.face_width
+            unoccluded = (~mm) | (dep > z[:, None] - tol)
+            sel = inside & unoccluded
+            if kind == "mouth":
+                sel &= (height / width > 0.08)[:, None]
+            if not bool(sel.any()):
+                continue
+            c = poly.mean(1)  # (B, 2)
+            rel = (pts - c[:, None]) / width[:, None, None]  # in eye widths
+            r = rel.norm(dim=-1)
+            top = poly[:, :, 1].amin(1)
+            t_from_top = ((pts[..., 1] - top[:, None]) / height[:, None]).clamp(0, 1)
+            if kind == "eye":
+                sclera = torch.tensor([0.78, 0.74, 0.70], dtype=dt)
+                col = sclera.expand(B, pts.shape[1], 3).clone()
+                iris_w = (r < 0.22).to(dt)[..., None]
+                ring = (0.7 + 0.3 * (r / 0.22).clamp(0, 1))[..., None]
+                col = col * (1 - iris_w) + iris_w * batch.iris[:, None] * ring
+                pupil = (r < 0.09).to(dt)[..., None]
+                col = col * (1 - pupil) + pupil * 0.02
+                lid = (0.45 + 0.55 * t_from_top.clamp(0, 0.6) / 0.6)[..., None]
+                col = col * lid * amb[:, None]
+                glint = ((rel - rel.new_tensor([0.07, -0.07])).norm(dim=-1) < 0.05).to(dt)[
+                    ..., None
+                ]
+                col = col * (1 - glint) + glint * 0.95
+            else:
+                col = torch.tensor([0.12, 0.035, 0.03], dtype=dt).expand(B, pts.shape[1], 3).clone()
+                teeth = (t_from_top < 0.35).to(dt)[..., None] * (rel[..., 0].abs() < 0.38).to(dt)[
+                    ..., None
+                ]
+                col = col * (1 - teeth) + teeth * torch.tensor([0.82, 0.78, 0.7], dtype=dt)
+                col = col * amb[:, None]
+            flat = torch.where(sel[..., None], col, flat)
+            dep = torch.where(sel, z[:, None].expand_as(dep) + 0.02 * self.face_width, dep)
+            nor = torch.where(sel[..., None], nor.new_tensor([0.0, 0.0, -1.0]).expand_as(nor), nor)
+            fm = fm | sel
+            sm = sm & ~sel
+            mm = mm | sel
+        return (
+            flat.view(B, H, W, 3),
+            fm.view(B, H, W),
+            sm.view(B, H, W),
+            mm.view(B, H, W),
+            dep.view(B, H, W),
+            nor.view(B, H, W, 3),
+        )
+
+    def _sensor(self, batch: WorldBatch, kn, img: torch.Tensor) -> torch.Tensor:
+        H = self.config.image_size
+        if kn.blur > 0:
+            img = apply_blur(img, kn.blur * batch.blur * 0.9 * H / 128.0)
+        if kn.noise > 0 and batch.noise is not None:
+            img = apply_noise(
+                img, kn.noise * batch.shot, kn.noise * batch.read, batch.noise.to(img.dtype)
+            )
+        if kn.jpeg:
+            img = torch.stack([jpeg_roundtrip(im, q) for im, q in zip(img, batch.jpeg_quality)])
+        return img
+
+    def _landmark_visibility(self, lm2, lm3, depth, mask) -> torch.Tensor:
+        """``(B, 68)`` bool: inside the image and within a depth tolerance of the z-buffer at
+        (a 3x3 neighbourhood of) its pixel — i.e. not hidden by the face itself."""
+        B, H, W = depth.shape
+        col = torch.floor(lm2[..., 0]).long()
+        row = torch.floor(lm2[..., 1]).long()
+        inside = (col >= 0) & (col < W) & (row >= 0) & (row < H) & (lm3[..., 2] > 0)
+        tol = 0.03 * self.face_width
+        vis = torch.zeros_like(inside)
+        flat = depth.reshape(B, -1)
+        fmask = mask.reshape(B, -1)
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                r = (row + di).clamp(0, H - 1)
+                c = (col + dj).clamp(0, W - 1)
+                d = flat.gather(1, r * W + c)
+                m = fmask.gather(1, r * W + c)
+                vis |= m & ((d - lm3[..., 2]).abs() < tol)
+        return vis & inside
+
+
+def _sample_uv(tex: torch.Tensor, uv: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup of ``tex (B, C, S, S)`` at packed ``uv (Np, 2)`` (v up) of images
+    ``bidx (Np,)``: ``(Np, C)``."""
+    B, C, S, _ = tex.shape
+    # Pad each image's pixels into one grid row: grid_sample needs (B, 1, Nmax, 2).
+    counts = torch.bincount(bidx, minlength=B)
+    nmax = int(counts.max()) if counts.numel() else 0
+    if nmax == 0:
+        return tex.new_zeros(0, C)
+    start = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(bidx.numel()) - start[bidx]
+    grid = tex.new_zeros(B, 1, nmax, 2)
+    g = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1).to(tex.dtype)
+    grid[bidx, 0, pos] = g
+    out = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[bidx, :, 0, pos]
