@@ -1,0 +1,114 @@
+"""ICT-FaceKit loader on the real shared data (skipped when absent)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from facelab.models import MorphableModel, load
+from facelab.models.ict import ICT_LANDMARKS, cache_path
+
+
+@pytest.fixture(scope="module")
+def ict(shared_data, tmp_path_factory):
+    """The full ICT model, parsed once for this module into a private cache."""
+    if not (shared_data / "ict-facekit" / "FaceXModel").is_dir():
+        pytest.skip("ict-facekit not in the shared data")
+    cache = tmp_path_factory.mktemp("ict-cache")
+    old = {k: os.environ.get(k) for k in ("FACELAB_DATA", "FACELAB_CACHE")}
+    os.environ["FACELAB_DATA"] = str(shared_data)
+    os.environ["FACELAB_CACHE"] = str(cache)
+    try:
+        model = load("ict")
+        yield model
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_ict_sizes_and_semantics(ict):
+    assert ict.n_vertices == 26719 and ict.n_identity == 100 and ict.n_expression == 53
+    assert ict.expression_kind == "blendshapes" and ict.expression_names[0] == "browDown_L"
+    assert "jawOpen" in ict.expression_names and "PupilDilate_L" not in ict.expression_names
+    assert ict.units == "cm" and "MIT" in ict.license
+    assert ict.uvs.shape == (28911, 2) and ict.uv_faces.shape == ict.faces.shape
+    # 548 triangles + 25,836 quads (2 triangles each) in the neutral mesh
+    assert ict.n_faces == 548 + 2 * 25836
+    ext = ict.mean[:11248].max(0).values - ict.mean[:11248].min(0).values
+    assert 12 < float(ext[0]) < 25  # head width in cm
+    assert ict.landmarks.tolist() == ICT_LANDMARKS
+    torch.testing.assert_close(ict.identity_std, torch.ones(100))
+
+
+def test_ict_identity_is_file_minus_neutral(ict, shared_data):
+    from facelab.models._files import read_obj_vertices
+
+    fx = shared_data / "ict-facekit" / "FaceXModel"
+    p = next(fx.glob("identity007.obj*"))
+    v = torch.from_numpy(read_obj_vertices(p)).float()
+    torch.testing.assert_close(ict.mean + ict.identity_basis[7], v, atol=2e-5, rtol=0)
+    q = next(fx.glob("jawOpen.obj*"))
+    v = torch.from_numpy(read_obj_vertices(q)).float()
+    j = ict.expression_names.index("jawOpen")
+    torch.testing.assert_close(ict.mean + ict.expression_basis[j], v, atol=2e-5, rtol=0)
+
+
+def test_ict_landmarks_on_features(ict):
+    lm = ict.mean[ict.landmarks]
+    # nose tip (30) is the most forward (+z) of the 68
+    assert int(lm[:, 2].argmax()) == 30
+    # the subject's right eye outer corner (36) is at x < 0, the left one (45) at x > 0:
+    # +x is the face's left in model space
+    assert float(lm[36, 0]) < -3 and float(lm[45, 0]) > 3
+    assert float(lm[0, 0]) < 0 < float(lm[16, 0])
+    assert float(lm[8, 1]) < float(lm[57, 1]) < float(lm[33, 1]) < float(lm[27, 1])
+    # ARKit-style _L is the subject's left (+x): eyeBlink_L moves the +x eyelid down
+    d = ict.expression_basis[ict.expression_names.index("eyeBlink_L")]
+    i = int(d.norm(dim=1).argmax())
+    assert float(ict.mean[i, 0]) > 0 and float(d[i, 1]) < 0
+
+
+def test_ict_symmetry(ict):
+    s = ict.symmetry
+    assert torch.equal(s[s], torch.arange(ict.n_vertices))
+    err = (ict.mean[s] * torch.tensor([-1.0, 1.0, 1.0]) - ict.mean).norm(dim=1)
+    assert float(err.mean()) < 0.01  # cm
+    lm = ict.landmarks
+    assert int(s[lm[36]]) == int(lm[45]) and int(s[lm[30]]) == int(lm[30])
+
+
+def test_ict_face_variants(ict, with_shared_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELAB_CACHE", os.environ.get("FACELAB_CACHE", str(tmp_path)))
+    face = ict.restrict("skin", name="ict-face")
+    assert face.n_vertices == 11248 and face.n_faces < ict.n_faces
+    torch.testing.assert_close(face.mean[face.landmarks], ict.mean[ict.landmarks])
+    assert int(face.faces.max()) < 11248
+    torch.testing.assert_close(face.mean[face.faces[:5]], ict.mean[ict.faces[:5]])
+    s = face.symmetry
+    assert torch.equal(s[s], torch.arange(face.n_vertices))
+    narrow = ict.restrict("face")
+    assert narrow.n_vertices == 9409
+    assert {"right", "left"} <= set(face.contour_candidates)
+    jaw = face.contour_candidates["right"]
+    assert bool((face.mean[jaw, 0] < 0.5).all())
+
+
+def test_ict_cache_round_trip(ict, with_shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
+    ict.save(tmp_path / "direct.npz")
+    from facelab.models.ict import _source_files
+
+    n, i, e, _ = _source_files()
+    cp = cache_path([n, *i, *e])
+    assert cp.parent == tmp_path / "models"
+    cp.parent.mkdir(parents=True)
+    os.replace(tmp_path / "direct.npz", cp)
+    m = load("ict-face")  # served from the cache file
+    assert m.name == "ict-face" and m.n_vertices == 11248
+    r = MorphableModel.load(cp)
+    assert torch.equal(r.identity_basis, ict.identity_basis)
