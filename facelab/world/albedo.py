@@ -24,7 +24,7 @@ class WorldAlbedo:
     def __init__(self, model, config: WorldConfig) -> None:
         from ..models.albedo import AlbedoConfig, ProceduralAlbedo, uv_layout_from_model
 
-        size = int(config.albedo_resolution)
+        size = config.albedo_size
         detail = float(config.albedo_detail) > 0
         acfg = AlbedoConfig(
             encoding="srgb",

@@ -94,7 +94,8 @@ class WorldConfig:
       The ground-truth SH (``FaceParams.light``) is environment + the best order-2 SH fit of the
       key light; the realistic image model renders the key light exactly (with shadows).
     - identity/expression/albedo: ``model.sample(truncation, expression_scale)`` and a procedural
-      albedo texture with ``albedo_detail`` in [0, 1] (pores, freckles, stubble amplitude).
+      albedo texture with ``albedo_detail`` in [0, 1] (pores, freckles, stubble amplitude) of
+      ``albedo_resolution`` texels (None: the power of two >= ``image_size``, in [64, 512]).
     """
 
     model: str = "builtin"
@@ -126,7 +127,7 @@ class WorldConfig:
     key_cone: float = 75.0
     tint: float = 0.12
     albedo_detail: float = 1.0
-    albedo_resolution: int = 256
+    albedo_resolution: int | None = None
     # --- output ---
     shadow_map_size: int = 128
     extras: dict[str, Any] = field(default_factory=dict)
@@ -184,6 +185,13 @@ class WorldConfig:
             jpeg_quality_range=qr,
             eyes_teeth=(r > 0) if self.eyes_teeth is None else bool(self.eyes_teeth),
         )
+
+    @property
+    def albedo_size(self) -> int:
+        """The UV albedo resolution actually used (see ``albedo_resolution``)."""
+        if self.albedo_resolution is not None:
+            return int(self.albedo_resolution)
+        return int(min(512, max(64, 2 ** math.ceil(math.log2(self.image_size)))))
 
     def with_realism(self, realism: float) -> WorldConfig:
         """A copy with another ``realism`` (sub-knobs untouched)."""

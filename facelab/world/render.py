@@ -30,6 +30,7 @@ Then eye and mouth interiors are painted where the model has no eyeball/teeth ge
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -37,6 +38,12 @@ import torch.nn.functional as F
 
 from ..geometry.camera import intrinsics, project, project_depth
 from ..geometry.mesh import vertex_normals
+from ..geometry.rotation import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_yaw_pitch_roll,
+    yaw_pitch_roll_to_matrix,
+)
 from ..models.params import FaceParams
 from ..render import interpolate_packed, rasterize
 from ..render.shading import sh_basis, sh_shading
@@ -245,6 +252,169 @@ class WorldRenderer:
             seed=seed,
         )
 
+    def sample_views(
+        self, index: int, seed: int, views: int, yaws: list[float] | None = None
+    ) -> WorldBatch:
+        """The same person, expression, albedo and (world-fixed) light seen by ``views`` cameras.
+
+        View 0 is sample ``index`` exactly as :meth:`sample` draws it. The other cameras sit at
+        the same distance with the same focal length; their yaws are ``yaws`` (degrees) or
+        evenly spread over 85 % of ``yaw_range`` with +-5 deg jitter, pitch and roll drawn from
+        the config's ranges (stream ``"views"``). Lights are fixed to the head: with camera
+        rotations ``M_k = R_k diag(1,-1,-1)``, a light direction ``d`` of view 0 is
+        ``R_k R_0^T d`` in view k, and the SH environment is rotated the same way
+        (:func:`facelab.world.lighting.rotate_sh`).
+        """
+        from .lighting import rotate_sh
+        from .scene import pose_translation
+        from .seeding import index_seed
+
+        if views < 1:
+            from ..errors import InvalidInput
+
+            raise InvalidInput(f"views must be >= 1, got {views}")
+        cfg, kn = self.config, self.knobs
+        H = W = cfg.image_size
+        base = self.sample([index], seed)
+        gv = generator_for(seed, index, "views")
+        lo, hi = cfg.yaw_range
+        if yaws is None:
+            spread = torch.linspace(0.85 * lo, 0.85 * hi, views, dtype=torch.float64)
+            jit = (torch.rand(views, generator=gv, dtype=torch.float64) - 0.5) * 10.0
+            yaw_list = (spread + jit).clamp(lo, hi).tolist()
+        else:
+            if len(yaws) != views:
+                from ..errors import InvalidInput
+
+                raise InvalidInput(f"got {len(yaws)} yaws for {views} views")
+            yaw_list = [float(y) for y in yaws]
+        plo, phi = cfg.pitch_range
+        rlo, rhi = cfg.roll_range
+        R0 = axis_angle_to_matrix(base.params.rotation[0].double())
+        rots, trans, Rrel = [], [], []
+        for k in range(views):
+            if k == 0 and yaws is None:
+                R = R0
+            else:
+                pitch = plo + (phi - plo) * float(torch.rand(1, generator=gv, dtype=torch.float64))
+                roll = rlo + (rhi - rlo) * float(torch.rand(1, generator=gv, dtype=torch.float64))
+                ypr = torch.tensor([yaw_list[k], pitch, roll], dtype=torch.float64)
+                R = yaw_pitch_roll_to_matrix(ypr, degrees=True)
+            target = torch.tensor([0.0, 0.0, float(base.distance[0])], dtype=torch.float64)
+            if k == 0 and yaws is None:
+                t = base.params.translation[0].double()
+            else:
+                t = pose_translation(R, self.face_center.double(), target)
+            rots.append(matrix_to_axis_angle(R))
+            trans.append(t)
+            Rrel.append(R @ R0.T)
+        Rrel_t = torch.stack(Rrel)  # (K, 3, 3)
+        dt = self.dtype
+        env = rotate_sh(base.env_sh.double().expand(views, -1, -1), Rrel_t)
+        key_dir = (Rrel_t @ base.key_dir[0].double()).reshape(views, 3)
+        key_color = base.key_color.double().expand(views, -1)
+        key_sh = sh_of_key(key_dir, key_color, sh_basis)
+        P = base.params
+        params = FaceParams(
+            identity=P.identity.expand(views, -1).clone(),
+            expression=P.expression.expand(views, -1).clone(),
+            rotation=torch.stack(rots).to(dt),
+            translation=torch.stack(trans).to(dt),
+            albedo=None if P.albedo is None else P.albedo.expand(views, -1).clone(),
+            light=(env + key_sh).to(dt),
+            focal=P.focal.expand(views).clone(),
+        )
+        vseed = index_seed(seed, index, "views")
+        bgs, noises = [], []
+        for k in range(views):
+            if k == 0:
+                bgs.append(None if base.background is None else base.background[0])
+                noises.append(None if base.noise is None else base.noise[0])
+                continue
+            gb = generator_for(vseed, k, "background")
+            gn = generator_for(vseed, k, "sensor")
+            bg = None
+            if kn.background != "none" and kn.background_mix > 0:
+                bg = sample_background((H, W), gb, kn.background, self._bank)
+            bgs.append(bg)
+            noises.append(
+                torch.randn(3, H, W, generator=gn, dtype=torch.float64).float()
+                if kn.noise > 0
+                else None
+            )
+
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.expand(views, *t.shape[1:]).clone()
+
+        ypr = torch.stack(
+            [matrix_to_yaw_pitch_roll(axis_angle_to_matrix(r), degrees=True) for r in rots]
+        )
+        return WorldBatch(
+            params=params,
+            env_sh=env.to(dt),
+            key_dir=key_dir.to(dt),
+            key_color=key_color.to(dt),
+            albedo=rep(base.albedo),
+            roughness_map=rep(base.roughness_map),
+            specular=rep(base.specular),
+            roughness=rep(base.roughness),
+            subsurface_radius=rep(base.subsurface_radius),
+            blur=rep(base.blur),
+            shot=rep(base.shot),
+            read=rep(base.read),
+            jpeg_quality=base.jpeg_quality * views,
+            iris=rep(base.iris),
+            background=_stack_or_none(bgs),
+            noise=_stack_or_none(noises),
+            ypr=ypr.to(dt),
+            fov=rep(base.fov),
+            distance=rep(base.distance),
+            indices=[index] * views,
+            seed=seed,
+        )
+
+    def batch_from_params(
+        self,
+        params: FaceParams,
+        seed: int = 0,
+        albedo: torch.Tensor | None = None,
+        key_dir: torch.Tensor | None = None,
+        key_color: torch.Tensor | None = None,
+    ) -> WorldBatch:
+        """A :class:`WorldBatch` for explicit ``params`` (``light (B, 9, 3)`` and ``focal (B,)``
+        required). The albedo texture, if not given, and every other random quantity
+        (background, noise, roughness, ...) come from samples ``0..B-1`` of world ``seed``.
+        ``params.light`` is taken as the whole SH light; an optional key light
+        (``key_dir, key_color (B, 3)``) is *added* to it (its SH fit in ``light``, rendered
+        exactly by the realistic model)."""
+        from ..errors import InvalidInput
+
+        if params.light is None or params.focal is None:
+            raise InvalidInput("render_sample needs params.light (B, 9, 3) and params.focal (B,)")
+        B = params.batch_size
+        dt = self.dtype
+        base = self.sample(list(range(B)), seed)
+        p = params.to(dtype=dt).detach().clone()
+        env = p.light.clone()
+        if key_dir is None:
+            kd = torch.tensor([0.0, 0.0, -1.0], dtype=dt).expand(B, 3).clone()
+            kc = torch.zeros(B, 3, dtype=dt)
+        else:
+            kd = F.normalize(key_dir.to(dt), dim=-1)
+            kc = key_color.to(dt) if key_color is not None else torch.ones(B, 3, dtype=dt)
+            p.light = env + sh_of_key(kd.double(), kc.double(), sh_basis).to(dt)
+        base.params = p
+        base.env_sh = env
+        base.key_dir = kd
+        base.key_color = kc
+        if albedo is not None:
+            base.albedo = albedo.to(dt)
+        R = axis_angle_to_matrix(p.rotation)
+        base.ypr = matrix_to_yaw_pitch_roll(R, degrees=True)
+        lm = self.model.landmark_points(self.model.posed_vertices(p))
+        base.distance = lm[..., 2].mean(1)
+        return base
+
     # ------------------------------------------------------------------ rendering
 
     def __call__(self, indices: list[int], seed: int) -> dict[str, torch.Tensor]:
@@ -398,82 +568,72 @@ class WorldRenderer:
     def _paint_eyes_mouth(self, batch, img, mask, face_mask, skin_mask, depth, normals, lm2, lm3):
         """Eyes (sclera, iris, pupil, lid shadow, glint) and an open mouth's interior (dark
         cavity, upper teeth) painted in image space inside the landmark polygons, for models
-        without eyeball/teeth geometry. Only where no nearer surface (e.g. the nose) covers."""
+        without eyeball/teeth geometry; only where no nearer surface (e.g. the nose) covers.
+        Works on each polygon's bounding box. Buffers are modified in place (fresh tensors)."""
         B, H, W, _ = img.shape
         dt = img.dtype
-        ys = torch.arange(H, dtype=dt) + 0.5
-        xs = torch.arange(W, dtype=dt) + 0.5
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        pts = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(B, -1, -1)
         amb = sh_shading(
             torch.tensor([[0.0, 0.0, -1.0]], dtype=dt).expand(B, 3), batch.params.light
-        ).clamp_min(0)  # (B, 3) irradiance of a camera-facing normal
-        flat = img.reshape(B, -1, 3).clone()
-        fm, sm, mm = (
-            face_mask.reshape(B, -1).clone(),
-            skin_mask.reshape(B, -1).clone(),
-            mask.reshape(B, -1).clone(),
-        )
-        dep = depth.reshape(B, -1).clone()
-        nor = normals.reshape(B, -1, 3).clone()
-        parts = [
-            ("eye", list(range(36, 42))),
-            ("eye", list(range(42, 48))),
-            ("mouth", list(range(60, 68))),
-        ]
-        for kind, idx in parts:
-            poly = lm2[:, idx]
-            z = lm3[:, idx, 2].mean(1)  # (B,)
-            width = (poly[:, :, 0].amax(1) - poly[:, :, 0].amin(1)).clamp_min(1e-6)
-            height = (poly[:, :, 1].amax(1) - poly[:, :, 1].amin(1)).clamp_min(1e-6)
-            inside = polygon_inside(pts, poly)
-            tol = 0.12 * self.face_width
-            unoccluded = (~mm) | (dep > z[:, None] - tol)
-            sel = inside & unoccluded
-            if kind == "mouth":
-                sel &= (height / width > 0.08)[:, None]
-            if not bool(sel.any()):
-                continue
-            c = poly.mean(1)  # (B, 2)
-            rel = (pts - c[:, None]) / width[:, None, None]  # in eye widths
-            r = rel.norm(dim=-1)
-            top = poly[:, :, 1].amin(1)
-            t_from_top = ((pts[..., 1] - top[:, None]) / height[:, None]).clamp(0, 1)
-            if kind == "eye":
-                sclera = torch.tensor([0.78, 0.74, 0.70], dtype=dt)
-                col = sclera.expand(B, pts.shape[1], 3).clone()
-                iris_w = (r < 0.22).to(dt)[..., None]
-                ring = (0.7 + 0.3 * (r / 0.22).clamp(0, 1))[..., None]
-                col = col * (1 - iris_w) + iris_w * batch.iris[:, None] * ring
-                pupil = (r < 0.09).to(dt)[..., None]
-                col = col * (1 - pupil) + pupil * 0.02
-                lid = (0.45 + 0.55 * t_from_top.clamp(0, 0.6) / 0.6)[..., None]
-                col = col * lid * amb[:, None]
-                glint = ((rel - rel.new_tensor([0.07, -0.07])).norm(dim=-1) < 0.05).to(dt)[
-                    ..., None
-                ]
-                col = col * (1 - glint) + glint * 0.95
-            else:
-                col = torch.tensor([0.12, 0.035, 0.03], dtype=dt).expand(B, pts.shape[1], 3).clone()
-                teeth = (t_from_top < 0.35).to(dt)[..., None] * (rel[..., 0].abs() < 0.38).to(dt)[
-                    ..., None
-                ]
-                col = col * (1 - teeth) + teeth * torch.tensor([0.82, 0.78, 0.7], dtype=dt)
-                col = col * amb[:, None]
-            flat = torch.where(sel[..., None], col, flat)
-            dep = torch.where(sel, z[:, None].expand_as(dep) + 0.02 * self.face_width, dep)
-            nor = torch.where(sel[..., None], nor.new_tensor([0.0, 0.0, -1.0]).expand_as(nor), nor)
-            fm = fm | sel
-            sm = sm & ~sel
-            mm = mm | sel
-        return (
-            flat.view(B, H, W, 3),
-            fm.view(B, H, W),
-            sm.view(B, H, W),
-            mm.view(B, H, W),
-            dep.view(B, H, W),
-            nor.view(B, H, W, 3),
-        )
+        ).clamp_min(0)  # (B, 3) shading of a camera-facing normal
+        sclera = torch.tensor([0.78, 0.74, 0.70], dtype=dt)
+        cavity = torch.tensor([0.12, 0.035, 0.03], dtype=dt)
+        tooth = torch.tensor([0.82, 0.78, 0.70], dtype=dt)
+        toward = torch.tensor([0.0, 0.0, -1.0], dtype=dt)
+        tol = 0.12 * self.face_width
+        parts = (("eye", slice(36, 42)), ("eye", slice(42, 48)), ("mouth", slice(60, 68)))
+        for b in range(B):
+            for kind, idx in parts:
+                poly = lm2[b, idx]
+                lo = poly.amin(0)
+                hi = poly.amax(0)
+                width = float(hi[0] - lo[0])
+                height = float(hi[1] - lo[1])
+                if width < 1.0 or (kind == "mouth" and height / width < 0.08):
+                    continue
+                j0, j1 = max(0, int(lo[0])), min(W, int(math.ceil(float(hi[0]))) + 1)
+                i0, i1 = max(0, int(lo[1])), min(H, int(math.ceil(float(hi[1]))) + 1)
+                if j1 <= j0 or i1 <= i0:
+                    continue
+                gy, gx = torch.meshgrid(
+                    torch.arange(i0, i1, dtype=dt) + 0.5,
+                    torch.arange(j0, j1, dtype=dt) + 0.5,
+                    indexing="ij",
+                )
+                pts = torch.stack([gx, gy], -1)  # (h, w, 2)
+                inside = polygon_inside(pts.reshape(1, -1, 2), poly[None])[0].view(gx.shape)
+                z = float(lm3[b, idx, 2].mean())
+                m = mask[b, i0:i1, j0:j1]
+                d = depth[b, i0:i1, j0:j1]
+                sel = inside & (~m | (d > z - tol))
+                if not bool(sel.any()):
+                    continue
+                rel = (pts - poly.mean(0)) / width  # in polygon widths
+                r = rel.norm(dim=-1)
+                t_top = ((pts[..., 1] - lo[1]) / max(height, 1e-6)).clamp(0, 1)
+                if kind == "eye":
+                    iris_w = (r < 0.22).to(dt)[..., None]
+                    ring = (0.7 + 0.3 * (r / 0.22).clamp(0, 1))[..., None]
+                    col = sclera * (1 - iris_w) + iris_w * batch.iris[b] * ring
+                    pupil = (r < 0.09).to(dt)[..., None]
+                    col = col * (1 - pupil) + pupil * 0.02
+                    lid = (0.45 + 0.55 * t_top.clamp(0, 0.6) / 0.6)[..., None]
+                    col = col * lid * amb[b]
+                    glint = ((rel - rel.new_tensor([0.07, -0.07])).norm(dim=-1) < 0.05).to(dt)
+                    col = col * (1 - glint[..., None]) + glint[..., None] * 0.95
+                else:
+                    teeth = ((t_top < 0.35) & (rel[..., 0].abs() < 0.38)).to(dt)[..., None]
+                    col = (cavity * (1 - teeth) + teeth * tooth) * amb[b]
+                img[b, i0:i1, j0:j1] = torch.where(sel[..., None], col, img[b, i0:i1, j0:j1])
+                depth[b, i0:i1, j0:j1] = torch.where(
+                    sel, d.new_tensor(z + 0.02 * self.face_width), d
+                )
+                normals[b, i0:i1, j0:j1] = torch.where(
+                    sel[..., None], toward, normals[b, i0:i1, j0:j1]
+                )
+                face_mask[b, i0:i1, j0:j1] |= sel
+                skin_mask[b, i0:i1, j0:j1] &= ~sel
+                mask[b, i0:i1, j0:j1] |= sel
+        return img, face_mask, skin_mask, mask, depth, normals
 
     def _sensor(self, batch: WorldBatch, kn, img: torch.Tensor) -> torch.Tensor:
         H = self.config.image_size

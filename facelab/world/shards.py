@@ -80,7 +80,7 @@ class ShardWriter:
                 "ShardWriter: every sample must have the same keys, dtypes and shapes; "
                 f"first was {self._keys}, got {spec}"
             )
-        if self.write_png and "image" in arrs:
+        if self.write_png and "image" in arrs and arrs["image"].ndim == 3:
             from PIL import Image
 
             (self.directory / "images").mkdir(exist_ok=True)
