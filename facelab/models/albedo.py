@@ -217,9 +217,13 @@ def hair_reflectance(
 ) -> torch.Tensor:
     r"""Approximate linear-RGB albedo of (eyebrow / beard) hair.
 
-    :math:`\rho = 0.45\,\exp(-C(\beta\sigma_{eu} + (1-\beta)\sigma_{pheo}))` with the fibre
-    absorption coefficients of d'Eon et al. 2011, ``C`` ~0.3 (blond) to ~8 (black).
-    Returns ``(*shape, 3)``.
+    With the fibre absorption coefficients of d'Eon et al. 2011,
+    :math:`\sigma = \beta\sigma_{eu} + (1-\beta)\sigma_{pheo}`, and multiple scattering
+    approximated like the skin's epidermis by a Gamma(1.5) path length,
+
+    .. math:: \rho = 0.012 + 0.55\,(1 + C\sigma/1.5)^{-1.5}
+
+    ``C`` ~1.5 (blond; golden when pheomelanin-rich) to ~80 (black). Returns ``(*shape, 3)``.
     """
     like = melanin if isinstance(melanin, torch.Tensor) else None
     c = _as_tensor(melanin, like)
@@ -228,7 +232,7 @@ def hair_reflectance(
     eu = torch.tensor(_HAIR_EU, dtype=c.dtype, device=c.device)
     ph = torch.tensor(_HAIR_PHEO, dtype=c.dtype, device=c.device)
     sig = b.unsqueeze(-1) * eu + (1 - b.unsqueeze(-1)) * ph
-    return 0.45 * torch.exp(-c.unsqueeze(-1) * sig)
+    return 0.012 + 0.55 * (1.0 + c.unsqueeze(-1) * sig / 1.5) ** -1.5
 
 
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
@@ -782,11 +786,13 @@ class ProceduralAlbedo:
 
     Pipeline of :meth:`render` for each sample (formulas in the module docstring):
 
-    1. ``log C_m = log melanin + 0.12 n_1 + log(lip_melanin) lips + 0.22 eyes + 0.06 nose
-       + 0.05 forehead + log(1 + 2.2 freckles) + 2.5 moles`` and
-       ``log C_h = log haemoglobin + 0.18 n_2 + log(1 + 1.5 cheek_redness) cheeks
-       + 0.3 nose + log(2 + 4 lip_redness) lips + 0.25 capillaries``, with ``n_1, n_2``
-       smooth unit Gaussian noise (Gaussian spectrum, std 5 cycles per UV unit);
+    1. ``log C_m = log melanin + 0.07 n_1 + 0.03 n_3 + log(lip_melanin) lips + 0.22 eyes
+       + 0.06 nose + 0.05 forehead + log(1 + 1.6 freckles) + 1.3 moles`` and
+       ``log C_h = log haemoglobin + 0.15 n_2 + log(1 + 2 cheek_redness) cheeks
+       + 0.3 nose + log(2 + 4 lip_redness) lips + 0.25 cheek_redness capillaries``, with
+       ``n_1, n_2`` smooth unit Gaussian noise (Gaussian spectrum, std 3 cycles per UV
+       unit), ``n_3`` finer mottling (14 cycles), capillaries = rectified band-passed noise
+       in the cheeks and nose;
     2. colour = bilinear lookup in the sample's table of :func:`skin_reflectance` over
        (log C_m, log C_h) — the spectral model is evaluated on the table, not per texel;
     3. pores: ``colour *= exp(-0.06 pore_strength p)``, ``p`` band-passed noise at texel scale;
@@ -795,7 +801,7 @@ class ProceduralAlbedo:
        eyelash line darkened.
 
     Freckles and moles are Bernoulli seeds (density per UV area, weighted by region) blurred
-    into blobs of ~2.5 mm and ~4 mm (the face chart spans ~15 cm per UV unit).
+    into blobs of ~2.5 mm and ~5 mm (the face chart spans ~15 cm per UV unit).
     Stubble and pores are texel-scale detail; they vanish gracefully at small ``S``.
     """
 
@@ -834,11 +840,11 @@ class ProceduralAlbedo:
         lip_mel = u(0.35, 0.8)
         brow = u(0.55, 1.0)
         hpos = (0.35 + 0.75 * t + 0.3 * torch.randn(batch, generator=g, **kw)).clamp(0.0, 1.0)
-        hair_mel = torch.exp(math.log(0.8) + hpos * (math.log(9.0) - math.log(0.8)))
-        hair_eum = u(0.3, 1.0)
+        hair_mel = torch.exp(math.log(1.5) + hpos * (math.log(80.0) - math.log(1.5)))
+        hair_eum = u(0.1, 1.0)
         has_fr = torch.rand(batch, generator=g, **kw) < cfg.freckle_probability * (1 - t) ** 2
         freckles = torch.where(has_fr, logu(300.0, 3000.0), torch.zeros_like(t))
-        moles = u(0.0, 4.0)
+        moles = u(0.0, 3.0)
         has_st = torch.rand(batch, generator=g, **kw) < cfg.stubble_probability
         stubble = torch.where(has_st, u(0.25, 1.0), torch.zeros_like(t))
         pores = u(0.5, 1.5)
@@ -926,7 +932,7 @@ class ProceduralAlbedo:
             )
             p = col("mole_density") * area_px * where
             seeds = (unif[:, 1] < p).to(dtype)
-            f = self._filter(seeds, self._gain("blob", 0.009 * s, dtype))
+            f = self._filter(seeds, self._gain("blob", 0.011 * s, dtype))
             moles = ((f - 0.3) / 0.4).clamp(0.0, 1.0)
 
         cap = zero
@@ -937,7 +943,7 @@ class ProceduralAlbedo:
         log_cm = (torch.log(col("melanin")) + 0.07 * n_mel + 0.03 * mid
                   + torch.log(col("lip_melanin")) * reg["lips"]
                   + 0.22 * reg["eyes"] + 0.06 * reg["nose"] + 0.05 * reg["forehead"]
-                  + torch.log1p(1.6 * freckles) + 1.8 * moles)  # fmt: skip
+                  + torch.log1p(1.6 * freckles) + 1.3 * moles)  # fmt: skip
         log_ch = (torch.log(col("haemoglobin")) + 0.15 * n_hb
                   + torch.log1p(2.0 * col("cheek_redness")) * reg["cheeks"] + 0.3 * reg["nose"]
                   + torch.log(2 + 4 * col("lip_redness")) * reg["lips"]
@@ -1022,7 +1028,7 @@ class ProceduralAlbedo:
 
 _PCA_FORMAT = 1
 #: Bump when the generator's output for given parameters changes (invalidates PCA caches).
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 
 
 class AlbedoPCA(torch.nn.Module):
