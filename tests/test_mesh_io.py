@@ -259,3 +259,20 @@ def test_ict_neutral_mesh(shared_data):
     face, old_to_new = m.submesh(torch.arange(9409))
     assert face.num_verts == 9409 and int(old_to_new.max()) == 9408
     assert torch.isfinite(face.vertex_normals()).all()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n",  # one contiguous block
+        "v 0 0 0\r\nv 1 0 0\r\nv 0 1 0\r\nf 1 2 3\r\n",  # CRLF
+        "v 0 0 0\nvt 0 0\nv 1 0 0\n# c\nv 0 1 0 # comment\nf 1 2 3\n",  # interleaved, comments
+        "v 0 0 0 1 0 0\nv 1 0 0 0 1 0\nv 0 1 0 0 0 1",  # colours, no final newline
+    ],
+)
+def test_load_obj_vertices_paths_agree(tmp_path, text):
+    p = _cube_path(tmp_path, text, "t.obj")
+    expected = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0.0]])
+    torch.testing.assert_close(load_obj_vertices(p), expected)
+    if "f " in text:
+        torch.testing.assert_close(load_obj(p).verts, expected)

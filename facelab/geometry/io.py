@@ -24,6 +24,7 @@ import gzip
 import io
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,8 @@ def _stem(path: PathLike) -> str:
 _V_RE = re.compile(rb"^v[ \t]+([^\r\n#]*)", re.M)
 _VT_RE = re.compile(rb"^vt[ \t]+([^\r\n#]*)", re.M)
 _F_RE = re.compile(rb"^f[ \t]+([^\r\n#]*)", re.M)
+_V_START_RE = re.compile(rb"^v[ \t]", re.M)
+_V_BLOCK_RE = re.compile(rb"(?:v[ \t][^\r\n#]*\r?\n)+")
 
 
 def _parse_floats(lines: list[bytes], what: str, path: PathLike) -> np.ndarray:
@@ -107,17 +110,43 @@ def _parse_floats(lines: list[bytes], what: str, path: PathLike) -> np.ndarray:
     return flat.reshape(len(lines), width)
 
 
+def _vertex_block(data: bytes) -> np.ndarray | None:
+    """Fast path: when all ``v`` lines form one contiguous block, parse it in one numpy call."""
+    first = _V_START_RE.search(data)
+    if first is None:
+        return None
+    block = _V_BLOCK_RE.match(data, first.start())
+    if block is None:
+        return None
+    blk = block.group(0)
+    n = blk.count(b"\n")
+    total = len(_V_START_RE.findall(data))
+    if n != total:
+        return None
+    width = len(blk[: blk.index(b"\n")].split()) - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        flat = np.fromstring(blk.replace(b"v", b" "), sep=" ")  # noqa: NPY201 - text mode is fine
+    if width < 3 or flat.size != n * width:
+        return None
+    return flat.reshape(n, width)
+
+
 def load_obj_vertices(path: PathLike, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Only the vertex positions ``(V, 3)`` of an OBJ file (``.obj`` or ``.obj.gz``).
 
-    Skips everything but ``v`` lines (one regex over the text + one numpy parse), for loading
-    many meshes that share a topology. Extra columns (vertex colours) are ignored.
+    Skips everything but ``v`` lines: when they form one contiguous block (as written by every
+    exporter) the block is parsed by a single ``np.fromstring`` call, else by a regex over the
+    text. For loading many meshes that share a topology (blendshapes, PCA components). Extra
+    columns (vertex colours) are ignored.
     """
     data = _read_bytes(path)
-    lines = _V_RE.findall(data)
-    if not lines:
-        raise ModelFormatError(f"{path}: no `v` lines; is this a Wavefront OBJ file?")
-    v = _parse_floats(lines, "v", path)
+    v = _vertex_block(data)
+    if v is None:
+        lines = _V_RE.findall(data)
+        if not lines:
+            raise ModelFormatError(f"{path}: no `v` lines; is this a Wavefront OBJ file?")
+        v = _parse_floats(lines, "v", path)
     if v.shape[1] < 3:
         raise ModelFormatError(f"{path}: `v` lines need 3 coordinates, found {v.shape[1]}")
     return torch.from_numpy(np.ascontiguousarray(v[:, :3])).to(dtype)
@@ -194,10 +223,12 @@ def load_obj(path: PathLike, dtype: torch.dtype = torch.float32) -> Mesh:
         ModelFormatError: not parseable as OBJ, or indices out of range.
     """
     data = _read_bytes(path)
-    vlines = _V_RE.findall(data)
-    if not vlines:
-        raise ModelFormatError(f"{path}: no `v` lines; is this a Wavefront OBJ file?")
-    v = _parse_floats(vlines, "v", path)
+    v = _vertex_block(data)
+    if v is None:
+        vlines = _V_RE.findall(data)
+        if not vlines:
+            raise ModelFormatError(f"{path}: no `v` lines; is this a Wavefront OBJ file?")
+        v = _parse_floats(vlines, "v", path)
     if v.shape[1] < 3:
         raise ModelFormatError(f"{path}: `v` lines need 3 coordinates")
     colors = None
