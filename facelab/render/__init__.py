@@ -2,22 +2,66 @@
 
 Four small primitives, as in nvdiffrast, and shading as plain tensor code:
 
-* :func:`rasterize` — screen-space triangles -> :class:`Fragments` (visible face, perspective-
-  correct barycentrics, depth) per pixel; :func:`rasterize_reference` is its slow twin.
-* :func:`interpolate` — per-vertex attributes -> per-pixel attributes.
+* :func:`rasterize` — screen-space triangles ``(u, v, z)`` -> :class:`Fragments` (visible
+  face, perspective-correct barycentrics, depth per pixel); :func:`rasterize_reference` is its
+  slow, loop-based twin (test oracle).
+* :func:`interpolate` — per-vertex attributes -> per-pixel attributes (differentiable w.r.t.
+  attributes and vertex positions).
+* :func:`texture` — bilinear texture lookups with trilinear mipmapping.
+* :func:`soft_silhouette` / :func:`soft_rasterize` — SoftRas coverage and blending, for
+  gradients at silhouettes.
+* Shading: :func:`sh_basis`, :func:`sh_shading`, :func:`lambert`, :func:`blinn_phong`;
+  normal and depth maps.
+* :class:`Renderer` — camera + lights + mesh -> image, mask, depth, normals, landmarks, with
+  ``backend="torch"`` or ``"pytorch3d"``.
+
+Conventions: :mod:`facelab.geometry.camera` (OpenCV camera, pixel centres at +0.5).
 """
 
 from __future__ import annotations
 
+from .backends import pytorch3d_available, rasterize_pytorch3d
 from .interpolate import interpolate, interpolate_packed, scatter_packed
 from .rasterize import Fragments, rasterize, rasterize_reference, signed_screen_areas
+from .renderer import Renderer, RenderOutput
+from .shading import (
+    SH_C,
+    SH_LAMBERT,
+    blinn_phong,
+    depth_to_image,
+    encode_normals,
+    lambert,
+    sh_ambient,
+    sh_basis,
+    sh_shading,
+)
+from .soft import soft_rasterize, soft_silhouette
+from .texture import mipmap_pyramid, texture, uv_footprint
 
 __all__ = [
+    "SH_C",
+    "SH_LAMBERT",
     "Fragments",
-    "signed_screen_areas",
+    "RenderOutput",
+    "Renderer",
+    "blinn_phong",
+    "depth_to_image",
+    "encode_normals",
     "interpolate",
     "interpolate_packed",
+    "lambert",
+    "mipmap_pyramid",
+    "pytorch3d_available",
     "rasterize",
+    "rasterize_pytorch3d",
     "rasterize_reference",
     "scatter_packed",
+    "sh_ambient",
+    "sh_basis",
+    "sh_shading",
+    "signed_screen_areas",
+    "soft_rasterize",
+    "soft_silhouette",
+    "texture",
+    "uv_footprint",
 ]
