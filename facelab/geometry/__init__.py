@@ -7,6 +7,7 @@ Submodules: :mod:`~facelab.geometry.rotation`, :mod:`~facelab.geometry.mesh`,
 
 from __future__ import annotations
 
+from . import camera as camera
 from .alignment import SimilarityTransform, align_points, apply_similarity, procrustes, umeyama
 from .conventions import FLIP_YZ, flip_yz
 from .io import (
