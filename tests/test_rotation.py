@@ -258,3 +258,17 @@ def test_bad_inputs_raise_invalid_input():
         rot.euler_angles_to_matrix(torch.zeros(3), "XXY")
     with pytest.raises(InvalidInput, match="torch.Tensor"):
         rot.quaternion_to_matrix([1.0, 0.0, 0.0, 0.0])
+
+
+def test_float32_small_angles_match_float64():
+    aa64 = _axis_angles(64, seed=11)
+    aa32 = aa64.float()
+    diff = (rot.axis_angle_to_matrix(aa32).double() - rot.axis_angle_to_matrix(aa64)).abs().max()
+    assert diff < 1e-6
+    tiny = torch.tensor([[2e-3, 0.0, 0.0], [0.0, 1.01e-3, 0.0]], dtype=torch.float32)
+    diff = (
+        (rot.axis_angle_to_matrix(tiny).double() - rot.axis_angle_to_matrix(tiny.double()))
+        .abs()
+        .max()
+    )
+    assert diff < 1e-7

@@ -158,7 +158,7 @@ def _fan(flat: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tris, owner
 
 
-@dataclass
+@dataclass(eq=False)
 class Mesh:
     """A triangle mesh.
 
