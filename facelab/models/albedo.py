@@ -976,10 +976,11 @@ class ProceduralAlbedo:
         rgb = rgb * (1 - b_alpha[:, None]) + brow_col * b_alpha[:, None]
         if detail and cfg.stubble:
             st = col("stubble")
-            shadow = 0.18 * st * reg["beard"]
-            hairs = self._strokes(unif[:, 3], 0.3 * st * reg["beard"], "stubble", dtype)
-            a = (shadow + 0.4 * hairs * reg["beard"]).clamp(0.0, 1.0)
-            rgb = rgb * (1 - a[:, None]) + hair * a[:, None]
+            shadow = 0.3 * st * reg["beard"]
+            hairs = self._strokes(unif[:, 3], 0.12 * st * reg["beard"], "stubble", dtype)
+            a = (shadow + 0.5 * hairs * reg["beard"]).clamp(0.0, 1.0)[:, None]
+            # hair under and on the skin only darkens it (blond stubble is nearly invisible)
+            rgb = rgb * (1 - a) + torch.minimum(brow_col, 0.8 * rgb) * a
 
         rgb = rgb.clamp(0.0, 1.0)
         if cfg.encoding == "srgb":
@@ -1001,7 +1002,7 @@ class ProceduralAlbedo:
         else:
             key = ("k_stubble", dtype)
             if key not in self._cache:
-                self._cache[key] = _stroke_kernels(max(2.0 * scale, 1.0), [math.pi / 2 - 0.3,
+                self._cache[key] = _stroke_kernels(max(1.5 * scale, 1.0), [math.pi / 2 - 0.3,
                                                    math.pi / 2 + 0.3], dtype, self.layout.device)  # fmt: skip
             kern = self._cache[key]
         seeds = (unif < prob).to(dtype)[:, None]
@@ -1028,7 +1029,7 @@ class ProceduralAlbedo:
 
 _PCA_FORMAT = 1
 #: Bump when the generator's output for given parameters changes (invalidates PCA caches).
-_GENERATOR_VERSION = 2
+_GENERATOR_VERSION = 3
 
 
 class AlbedoPCA(torch.nn.Module):
