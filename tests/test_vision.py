@@ -299,3 +299,54 @@ def test_pts_roundtrip(tmp_path):
     p = ibug68.write_pts(tmp_path / "x.pts", lm)
     torch.testing.assert_close(ibug68.read_pts(p), lm, atol=1e-6, rtol=0)
     assert math.isclose(float(landmark_nme(lm, lm)), 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# Command line (contracts: `facelab landmarks PHOTO [--json] [--out overlay.png]`,
+# `facelab identity PHOTO_A PHOTO_B [--json]`)
+
+
+def test_cli_landmarks_and_identity(tmp_path, capsys, dlib_detector):
+    import json
+
+    from facelab.cli import main
+    from facelab.vision import save_image
+
+    astro = save_image(samples.astronaut().image, tmp_path / "astro.png")
+    flipped = save_image(samples.astronaut().image.tensor.flip(-1), tmp_path / "flip.png")
+    takeo = save_image(samples.takeo().image, tmp_path / "takeo.png")
+    overlay = tmp_path / "overlay.png"
+    assert main(["landmarks", str(astro), "--json", "--out", str(overlay)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"image", "width", "height", "detector", "faces", "overlay"}
+    assert out["width"] == 512 and len(out["faces"]) == 1
+    face = out["faces"][0]
+    assert len(face["landmarks"]) == 68 and len(face["box"]) == 4 and face["score"] > 0
+    assert overlay.is_file() and load_image(overlay).size == (512, 512)
+    assert main(["landmarks", str(astro)]) == 0
+    assert "1 face(s)" in capsys.readouterr().out
+
+    gray = tmp_path / "gray.png"
+    PIL.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(gray)
+    assert main(["landmarks", str(gray), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["faces"] == []
+    notimg = tmp_path / "x.jpg"
+    notimg.write_text("hello")
+    assert main(["landmarks", str(notimg)]) == 1
+    assert "not an image" in capsys.readouterr().err
+
+    assert main(["identity", str(astro), str(flipped), "--json", "--backend", "dlib"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert set(same) == {
+        "backend",
+        "metric",
+        "distance",
+        "similarity",
+        "threshold",
+        "same_person",
+        "faces",
+    }
+    assert same["backend"] == "dlib" and same["same_person"] and same["distance"] < 0.6
+    assert main(["identity", str(astro), str(takeo), "--backend", "dlib"]) == 0
+    text = capsys.readouterr().out
+    assert "different people" in text and "backend: dlib" in text
