@@ -437,3 +437,29 @@ def test_sample_vertex_albedo_seams_and_unused_vertices():
     torch.testing.assert_close(out[1, [0, 1, 2, 4]], torch.full((4, 3), 0.5, dtype=torch.float64))
     with pytest.raises(InvalidInput, match="num_vertices"):
         sample_vertex_albedo(img, uvs, uv_faces, faces, num_vertices=3)
+
+
+def test_render_is_differentiable_in_the_chromophores(layout):
+    gen = ProceduralAlbedo(layout, AlbedoConfig(detail=False))
+    p = gen.sample_params(2, torch.Generator().manual_seed(0))
+    p.melanin = p.melanin.clone().requires_grad_(True)
+    p.haemoglobin = p.haemoglobin.clone().requires_grad_(True)
+    img = gen.render(p)
+    img.mean().backward()
+    assert bool((p.melanin.grad < 0).all())  # more melanin -> darker
+    green = gen.render(p)[:, 1].mean()
+    (g_h,) = torch.autograd.grad(green, p.haemoglobin)
+    assert bool((g_h < 0).all())  # more blood -> less green
+
+
+def test_layout_for_the_builtin_model():
+    builtin = pytest.importorskip("facelab.models.builtin")
+    model = builtin.build_builtin()
+    lay = uv_layout_from_model(model, size=32)
+    lmk = lay.landmarks_uv
+    assert bool(((lmk >= 0) & (lmk <= 1)).all())
+    v = lmk[:, 1]
+    assert float(v[17:27].mean()) > float(v[36:48].mean()) > float(v[48:68].mean()) > float(v[8])
+    img, _ = ProceduralAlbedo(lay).sample(1, torch.Generator().manual_seed(0))
+    cols = sample_vertex_albedo(img, model.uvs, model.uv_faces, model.faces)
+    assert cols.shape[1] == int(model.faces.max()) + 1 and float(cols.min()) > 0
