@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..geometry.camera import intrinsics, project, project_depth
+from ..geometry.camera import intrinsics, pose_to_camera, project, project_depth
 from ..geometry.mesh import vertex_normals
 from ..geometry.rotation import (
     axis_angle_to_matrix,
@@ -429,28 +429,29 @@ class WorldRenderer:
         B = P.batch_size
         H = W = self.config.image_size
         dt = self.dtype
-        faces = model.faces
         with torch.no_grad():
-            verts = model.posed_vertices(P)  # (B, V, 3) camera space
             K = intrinsics(P.focal, P.focal, W / 2.0, H / 2.0)
-            screen = project_depth(verts, K)
-            frags = rasterize(screen, faces, (H, W))
-            bidx = frags.batch_index
-            vn = vertex_normals(verts, faces)
-            n = F.normalize(interpolate_packed(vn, frags), dim=-1)  # (Np, 3)
-            x = interpolate_packed(verts, frags)  # (Np, 3)
-            uv = None
-            if model.uvs is not None:
-                uv = interpolate_packed(model.uvs, frags, model.uv_faces)  # (Np, 2)
-            rho = self._albedo_at(batch, frags, uv, bidx)  # (Np, 3)
-            light = P.light
-            shade = sh_shading(n, light[bidx])  # (Np, 3)
-            color = rho * shade  # the fitter's image model
-            if not kn.is_lambert:
+            if kn.is_lambert:
+                lam = self.lambert_render(batch, K)  # the fitter's image model, verbatim
+                frags, verts = lam.fragments, lam.verts_camera
+                n = lam.normals.permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix]  # (Np, 3)
+                img = lam.image.permute(0, 2, 3, 1).contiguous()
+            else:
+                # The same geometry as Renderer.render (pose, near, back-face culling).
+                verts = pose_to_camera(model.vertices(P), P.rotation, P.translation)
+                frags = rasterize(
+                    project_depth(verts, K), model.faces, (H, W), near=1e-3, cull_backfaces=True
+                )
+                vn = vertex_normals(verts, model.faces)
+                n = F.normalize(interpolate_packed(vn, frags), dim=-1)
+                bidx = frags.batch_index
+                x = interpolate_packed(verts, frags)  # (Np, 3)
+                rho, uv = self._albedo_at(batch, frags)  # (Np, 3), (Np, 2) | None
+                shade = _sh_packed(n, P.light, bidx)  # (Np, 3)
                 color = self._effects(batch, kn, frags, verts, n, x, uv, rho, shade, bidx)
-            img = torch.zeros(B * H * W, 3, dtype=dt)
-            img[frags.pix] = color
-            img = img.view(B, H, W, 3)
+                img = torch.zeros(B * H * W, 3, dtype=dt)
+                img[frags.pix] = color
+                img = img.view(B, H, W, 3)
             mask = frags.mask
             face_mask = mask & self.face_faces[frags.pix_to_face.clamp_min(0)]
             skin_mask = mask & self.skin_faces[frags.pix_to_face.clamp_min(0)]
@@ -498,14 +499,53 @@ class WorldRenderer:
             out["albedo"] = P.albedo
         return out
 
-    def _albedo_at(self, batch: WorldBatch, frags, uv, bidx) -> torch.Tensor:
-        """Albedo ``(Np, 3)`` at the covered pixels: UV texture, else per-vertex, else grey."""
-        if batch.albedo is not None and uv is not None:
-            return _sample_uv(batch.albedo.to(self.dtype), uv, bidx)
+    def _albedo_inputs(self, batch: WorldBatch) -> dict:
+        """Albedo arguments of :meth:`facelab.render.Renderer.render`: the UV texture, else
+        the model's per-vertex albedo, else a uniform grey 0.6."""
+        if batch.albedo is not None and self.model.uvs is not None:
+            return {
+                "texture": batch.albedo.to(self.dtype),
+                "uvs": self.model.uvs,
+                "uv_faces": self.model.uv_faces,
+            }
         if self.model.albedo_mean is not None:
-            alb = self.model.albedo(batch.params.albedo, batch.batch_size)
-            return interpolate_packed(alb, frags)
-        return torch.full((bidx.numel(), 3), 0.6, dtype=self.dtype)
+            return {"vertex_colors": self.model.albedo(batch.params.albedo, batch.batch_size)}
+        return {"vertex_colors": torch.full_like(self.model.mean, 0.6)}
+
+    def lambert_render(self, batch: WorldBatch, K: torch.Tensor | None = None):
+        """The plain Lambert-SH render of ``batch.params`` by :class:`facelab.render.Renderer`
+        (defaults: hard rasterization, back faces culled, black background) — exactly what a
+        fitter renders from the same parameters. Returns its ``RenderOutput``."""
+        from ..render.renderer import Renderer
+
+        P = batch.params
+        H = W = self.config.image_size
+        if K is None:
+            K = intrinsics(P.focal, P.focal, W / 2.0, H / 2.0)
+        r = Renderer(image_size=(H, W))
+        return r.render(
+            self.model.vertices(P),
+            self.model.faces,
+            K=K,
+            rotation=P.rotation,
+            translation=P.translation,
+            sh=P.light,
+            **self._albedo_inputs(batch),
+        )
+
+    def _albedo_at(self, batch: WorldBatch, frags) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Albedo ``(Np, 3)`` and UVs ``(Np, 2)`` (or None) at the covered pixels, sampled
+        exactly as the Lambert renderer does (mipmapped texture lookup)."""
+        from ..render import interpolate
+        from ..render.texture import texture as sample_texture
+
+        args = self._albedo_inputs(batch)
+        if "texture" in args:
+            uv_img = interpolate(args["uvs"], frags, faces=args["uv_faces"])
+            alb = sample_texture(args["texture"], uv_img, mask=frags.mask)
+            return alb.reshape(-1, 3)[frags.pix], uv_img.reshape(-1, 2)[frags.pix]
+        vc = args["vertex_colors"]
+        return interpolate_packed(vc if vc.dim() == 3 else vc[None], frags), None
 
     def _effects(self, batch, kn, frags, verts, n, x, uv, rho, shade, bidx) -> torch.Tensor:
         """The richer image model on packed pixels (formulas in the module docstring)."""
@@ -517,7 +557,7 @@ class WorldRenderer:
         k_ss = min(1.0, float(kn.subsurface))
         k_key = min(1.0, max(k_sh, k_ss))
         k_spec = float(kn.specular)
-        env_shade = sh_shading(n, batch.env_sh[bidx])
+        env_shade = _sh_packed(n, batch.env_sh, bidx)
         D = shade
         if k_ao > 0:
             ao = interpolate_packed(self.ambient_occlusion()[:, None], frags)[:, 0]
@@ -526,7 +566,7 @@ class WorldRenderer:
         ldir = batch.key_dir[bidx]
         kcol = batch.key_color[bidx]
         if k_key > 0:
-            key_fit = sh_shading(n, (batch.params.light - batch.env_sh)[bidx])  # S(n; L_key)
+            key_fit = _sh_packed(n, batch.params.light - batch.env_sh, bidx)  # S(n; L_key)
             cos = (n * ldir).sum(-1)
             e = (1 - k_ss) * cos.clamp_min(0)[:, None] + k_ss * wrap_diffuse(cos, 0.5)
             if k_sh > 0:
@@ -560,7 +600,7 @@ class WorldRenderer:
                 lobe = lobe * (1 - k_sh * (1 - vis))
             spec = (ks * lobe)[:, None] * kcol
             fres = schlick_fresnel(n, v)
-            env_refl = sh_shading(reflect(n, v), batch.env_sh[bidx]).clamp_min(0)
+            env_refl = _sh_packed(reflect(n, v), batch.env_sh, bidx).clamp_min(0)
             spec = spec + (0.6 * fres * (1.4 - 0.8 * rmap[:, 0]))[:, None] * env_refl
             color = color + k_spec * spec
         return color
@@ -666,6 +706,16 @@ class WorldRenderer:
                 m = fmask.gather(1, r * W + c)
                 vis |= m & ((d - lm3[..., 2]).abs() < tol)
         return vis & inside
+
+
+def _sh_packed(n: torch.Tensor, coeffs: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
+    """``sh_shading`` of packed normals ``n (Np, 3)`` (sorted by image ``bidx``) with per-image
+    ``coeffs (B, 9, C)``: one ``(n_b, 9) @ (9, C)`` product per image instead of expanding the
+    coefficients to every pixel."""
+    Y = sh_basis(n)  # (Np, 9)
+    counts = torch.bincount(bidx, minlength=coeffs.shape[0]).tolist()
+    parts = [y @ c.to(Y.dtype) for y, c in zip(torch.split(Y, counts), coeffs)]
+    return torch.cat(parts) if parts else Y.new_zeros(0, coeffs.shape[-1])
 
 
 def _sample_uv(tex: torch.Tensor, uv: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
