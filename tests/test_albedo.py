@@ -453,8 +453,8 @@ def test_render_is_differentiable_in_the_chromophores(layout):
 
 
 def test_layout_for_the_builtin_model():
-    builtin = pytest.importorskip("facelab.models.builtin")
-    model = builtin.build_builtin()
+    models = pytest.importorskip("facelab.models")
+    model = models.load("builtin")  # cached per process by the models package
     lay = uv_layout_from_model(model, size=32)
     lmk = lay.landmarks_uv
     assert bool(((lmk >= 0) & (lmk <= 1)).all())
