@@ -1,0 +1,79 @@
+"""Tests of facelab.render.texture: UV convention, bilinear known answers, mipmapping, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facelab.errors import InvalidInput
+from facelab.render import mipmap_pyramid, texture, uv_footprint
+
+D = torch.float64
+
+
+def _uv_grid(S_out: int, lo=0.0, hi=1.0):
+    c = lo + (torch.arange(S_out, dtype=D) + 0.5) / S_out * (hi - lo)
+    v, u = torch.meshgrid(1 - c, c, indexing="ij")  # row 0 is the top (v near 1)
+    return torch.stack([u, v], -1).unsqueeze(0)
+
+
+def test_texel_centres_and_v_up_convention():
+    g = torch.Generator().manual_seed(0)
+    tex = torch.rand(1, 3, 4, 6, generator=g, dtype=D)
+    for i in range(4):
+        for j in range(6):
+            uv = torch.tensor([[[[(j + 0.5) / 6, 1 - (i + 0.5) / 4]]]], dtype=D)
+            assert torch.allclose(texture(tex, uv, mip=False)[0, 0, 0], tex[0, :, i, j])
+
+
+def test_bilinear_is_exact_on_a_linear_ramp():
+    # f(x, y) = 2x + 3y over texel centres; bilinear reproduces it anywhere between centres
+    Ht, Wt = 8, 10
+    i, j = torch.meshgrid(torch.arange(Ht, dtype=D), torch.arange(Wt, dtype=D), indexing="ij")
+    tex = (2 * j + 3 * i).reshape(1, 1, Ht, Wt)
+    g = torch.Generator().manual_seed(1)
+    x = 0.5 + torch.rand(1, 5, 7, generator=g, dtype=D) * (Wt - 1)  # continuous texel coords
+    y = 0.5 + torch.rand(1, 5, 7, generator=g, dtype=D) * (Ht - 1)
+    uv = torch.stack([x / Wt, 1 - y / Ht], -1)
+    out = texture(tex, uv, mip=False)[..., 0]
+    assert torch.allclose(out, 2 * (x - 0.5) + 3 * (y - 0.5), atol=1e-10)
+
+
+def test_mipmapping_removes_aliasing_of_a_minified_checkerboard():
+    S = 64
+    i, j = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    tex = ((i + j) % 2).to(D).reshape(1, 1, S, S)  # 1-texel checks, mean 0.5
+    uv = _uv_grid(8) + 0.3 / S  # 8x8 pixels, each covering 8x8 texels, off texel corners
+    fp = uv_footprint(uv, torch.ones(1, 8, 8, dtype=torch.bool), S)
+    assert torch.allclose(fp, torch.full_like(fp, 8.0))
+    aliased = texture(tex, uv, mip=False)
+    filtered = texture(tex, uv)
+    assert (aliased - 0.5).abs().min() > 0.1  # bilinear point samples alias (wrong mean)
+    assert torch.allclose(filtered, torch.full_like(filtered, 0.5), atol=1e-6)
+    # magnification (footprint < 1): mipmapping changes nothing
+    uv_mag = _uv_grid(16, 0.25, 0.5)
+    assert torch.allclose(texture(tex, uv_mag), texture(tex, uv_mag, mip=False))
+
+
+def test_mipmap_pyramid_levels_preserve_the_mean():
+    tex = torch.rand(2, 3, 16, 12, dtype=D, generator=torch.Generator().manual_seed(2))
+    pyr = mipmap_pyramid(tex)
+    assert [p.shape[-2:] for p in pyr[:3]] == [(16, 12), (8, 6), (4, 3)]
+    assert min(pyr[-1].shape[-2:]) == 1
+    assert torch.allclose(pyr[1].mean((-1, -2)), tex.mean((-1, -2)))
+
+
+def test_texture_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    tex = torch.rand(1, 2, 6, 6, generator=g, dtype=D, requires_grad=True)
+    uv = (0.1 + 0.8 * torch.rand(1, 3, 4, 2, generator=g, dtype=D)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, u: texture(t, u, mip=False), (tex, uv))
+    fp = torch.full((1, 3, 4), 2.7, dtype=D)
+    assert torch.autograd.gradcheck(lambda t, u: texture(t, u, footprint=fp), (tex, uv))
+
+
+def test_texture_bad_inputs():
+    with pytest.raises(InvalidInput, match="uv"):
+        texture(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, 3))
+    with pytest.raises(InvalidInput, match="batch"):
+        texture(torch.zeros(2, 3, 4, 4), torch.zeros(3, 4, 4, 2))
