@@ -148,6 +148,8 @@ def test_image_grid_matplotlib_and_pil():
     assert len(axes) == 6  # 2 rows x 3, the spare one hidden
     assert [a.get_title() for a in axes[:5]] == [f"im{i}" for i in range(5)]
     assert len(axes[5].get_images()) == 0
+    png = fig._repr_png_()  # notebooks show it without pyplot
+    assert png.startswith(b"\x89PNG")
     np.testing.assert_allclose(
         axes[1].get_images()[0].get_array(), imgs[1].permute(1, 2, 0).numpy()
     )
@@ -201,3 +203,27 @@ def test_model_explorer_updates_with_sliders(use_figure_widget):
     torch.testing.assert_close(ex.verts, m.mean)
     with pytest.raises(InvalidInput, match="at least one"):
         model_explorer(m, n_identity=0, n_expression=0)
+
+
+def test_viz_with_real_morphable_model_class():
+    morph = pytest.importorskip("facelab.models.morphable")
+    pytest.importorskip("ipywidgets")
+    fake = FakeModel()
+    m = morph.MorphableModel(
+        mean=fake.mean,
+        faces=fake.faces,
+        identity_basis=fake.identity_basis,
+        expression_basis=fake.expression_basis,
+        expression_names=fake.expression_names,
+        name="tiny",
+    )
+    fig = model_slider_figure(m, "expression", 2, values=[0.0, 1.0])
+    np.testing.assert_allclose(
+        np.asarray(fig.frames[1].data[0].y),
+        (fake.mean + fake.expression_basis[2])[:, 1].numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    ex = model_explorer(m, n_identity=3, n_expression=2, use_figure_widget=False).explorer
+    ex.identity_sliders[0].value = -1.0
+    torch.testing.assert_close(ex.verts, fake.mean - fake.identity_basis[0])

@@ -8,6 +8,8 @@ The Figure is created without ``pyplot`` (no global state, no double display in 
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -101,6 +103,25 @@ def _tile(imgs: list[np.ndarray], nrow: int, padding: int, pad_value: float) -> 
     return canvas
 
 
+@functools.cache
+def _grid_figure_class() -> type:
+    """A matplotlib ``Figure`` subclass that shows itself as PNG in notebooks.
+
+    A Figure made without ``pyplot`` has no notebook formatter (the inline backend registers
+    one only once pyplot is imported), so it would display as ``<Figure size ...>``;
+    ``_repr_png_`` fixes that without touching pyplot's global figure list.
+    """
+    from matplotlib.figure import Figure
+
+    class GridFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buf = io.BytesIO()
+            self.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight")
+            return buf.getvalue()
+
+    return GridFigure
+
+
 def image_grid(
     images: Any,
     nrow: int | None = None,
@@ -141,7 +162,7 @@ def image_grid(
         canvas = _tile(imgs, nrow, padding, pad_value)
         return Image.fromarray((canvas * 255.0 + 0.5).astype(np.uint8), "RGB")
     try:
-        from matplotlib.figure import Figure
+        Figure = _grid_figure_class()
     except ImportError as e:
         raise BackendUnavailable(
             "image_grid needs matplotlib for a Figure: pip install 'facelab[book]' "
