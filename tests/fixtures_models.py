@@ -130,8 +130,9 @@ def write_bfm2017(path: Path) -> dict:
 # `Ch` objects (state dict with the array under "x"), J_regressor a scipy.sparse csc_matrix.
 
 
-def _fake_chumpy():
-    """Register a stand-in ``chumpy.ch.Ch`` so the fixture pickles like a real FLAME file."""
+def _fake_chumpy(style: str = "reconstructor"):
+    """A stand-in ``chumpy.ch.Ch`` that pickles like the real one: protocol-0/1 style
+    (``copy_reg._reconstructor``) or protocol-2 style (``NEWOBJ`` + ``__getstate__``)."""
     mod = types.ModuleType("chumpy.ch")
     pkg = types.ModuleType("chumpy")
 
@@ -140,10 +141,15 @@ def _fake_chumpy():
             self.x = np.asarray(x)
             self._dirty_vars = set()
 
-        def __reduce_ex__(self, protocol):
-            import copyreg
+        def __getstate__(self):
+            return dict(self.__dict__)
 
-            return (copyreg._reconstructor, (Ch, object, None), self.__dict__)
+        if style == "reconstructor":
+
+            def __reduce_ex__(self, protocol):
+                import copyreg
+
+                return (copyreg._reconstructor, (type(self), object, None), self.__dict__)
 
     Ch.__module__ = "chumpy.ch"
     Ch.__qualname__ = "Ch"
@@ -173,9 +179,11 @@ def flame_arrays(n_shape: int = 3, n_expr: int = 2):
     }
 
 
-def write_flame_pkl(path: Path, n_shape: int = 3, n_expr: int = 2) -> dict:
+def write_flame_pkl(
+    path: Path, n_shape: int = 3, n_expr: int = 2, style: str = "reconstructor"
+) -> dict:
     arrays = flame_arrays(n_shape, n_expr)
-    pkg, mod, Ch = _fake_chumpy()
+    pkg, mod, Ch = _fake_chumpy(style)
     saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
     sys.modules["chumpy"], sys.modules["chumpy.ch"] = pkg, mod
     try:

@@ -136,7 +136,7 @@ def _clone(model: MorphableModel) -> MorphableModel:
     for k, v in list(kw.items()):
         if isinstance(v, torch.Tensor):
             kw[k] = v.clone()
-        elif k in ("regions", "contour_candidates"):
+        elif k in ("regions", "contour_candidates", "extras"):
             kw[k] = {a: b.clone() for a, b in v.items()}
     return MorphableModel(**kw)
 

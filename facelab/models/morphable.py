@@ -22,7 +22,9 @@ Besides the shape the model carries its topology and semantics: ``uvs (T, 2)`` a
 ``uv_faces (F, 3)`` (UV seams make ``T != V``), ``landmarks (68,) long`` iBUG-68 vertex indices,
 ``contour_candidates`` (jaw-contour vertex lists for pose-dependent contour landmarks),
 boolean ``regions (V,)``, and a left/right ``symmetry (V,) long`` involution
-(``symmetry[i]`` is the vertex mirroring ``i`` across the x = 0 plane).
+(``symmetry[i]`` is the vertex mirroring ``i`` across the x = 0 plane). ``extras`` holds
+model-specific arrays facelab does not use itself (e.g. FLAME's skinning weights, joint
+regressor and pose correctives); they are saved but dropped by :meth:`MorphableModel.restrict`.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ FORMAT_VERSION = 1
 _UNIT_MM = {"m": 1000.0, "cm": 10.0, "mm": 1.0, "um": 1e-3}
 
 
-def mirror_symmetry(verts: np.ndarray, k: int = 8) -> np.ndarray:
+def mirror_symmetry(verts: np.ndarray, k: int = 8, center_x: float | None = 0.0) -> np.ndarray:
     """A left/right symmetry map ``(V,) int64`` of a mesh by nearest mirrored vertex.
 
-    Vertex ``i`` is paired with the vertex nearest to its mirror image ``(-x, y, z)``. Mutual
+    Vertex ``i`` is paired with the vertex nearest to its mirror image ``(2 c - x, y, z)``
+    across the plane ``x = c`` (``c = center_x``; ``None`` uses the mean x of the vertices). Mutual
     nearest neighbours are accepted first; the remaining vertices are paired greedily by
     increasing distance among their ``k`` nearest mirrored candidates, so the result is
     always an **involution** (``sym[sym] == arange(V)``); a vertex left without a free partner
@@ -57,7 +60,9 @@ def mirror_symmetry(verts: np.ndarray, k: int = 8) -> np.ndarray:
     n = v.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    c = float(v[:, 0].mean()) if center_x is None else float(center_x)
     mirrored = v * np.array([-1.0, 1.0, 1.0])
+    mirrored[:, 0] += 2.0 * c
     tree = cKDTree(v)
     k = min(k, n)
     dist, idx = tree.query(mirrored, k=k)
@@ -127,6 +132,7 @@ class MorphableModel:
     license: str = ""
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
     dtype_: torch.dtype | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +181,7 @@ class MorphableModel:
         self.regions = {
             k: _as_tensor(v, torch.bool).to(dev).contiguous() for k, v in self.regions.items()
         }
+        self.extras = {k: _as_tensor(v).to(dev) for k, v in self.extras.items()}
         self.expression_names = [str(n) for n in self.expression_names]
         self.meta = dict(self.meta)
         if self.symmetry is None:
@@ -305,7 +312,7 @@ class MorphableModel:
         for k, v in list(kw.items()):
             if isinstance(v, torch.Tensor):
                 kw[k] = mv(v)
-            elif isinstance(v, dict) and k in ("contour_candidates", "regions"):
+            elif isinstance(v, dict) and k in ("contour_candidates", "regions", "extras"):
                 kw[k] = {a: mv(b) for a, b in v.items()}
         return MorphableModel(**kw)
 
@@ -314,13 +321,14 @@ class MorphableModel:
             "mean", "faces", "identity_basis", "expression_basis", "identity_std",
             "expression_kind", "expression_names", "albedo_mean", "albedo_basis", "albedo_std",
             "uvs", "uv_faces", "landmarks", "contour_candidates", "regions", "symmetry", "name",
-            "units", "license", "source", "meta",
+            "units", "license", "source", "meta", "extras",
         ]  # fmt: skip
         kw = {n: getattr(self, n) for n in names}
         kw["expression_names"] = list(self.expression_names)
         kw["contour_candidates"] = dict(self.contour_candidates)
         kw["regions"] = dict(self.regions)
         kw["meta"] = dict(self.meta)
+        kw["extras"] = dict(self.extras)
         return kw
 
     # ---------------------------------------------------------------------------------------
@@ -529,6 +537,7 @@ class MorphableModel:
             name=name or f"{self.name}[{region if isinstance(region, str) else 'subset'}]",
         )
         kw["meta"] = {**self.meta, "parent": self.name, "parent_vertices": self.n_vertices}
+        kw["extras"] = {}  # model-specific arrays (e.g. FLAME skinning) do not survive restrict
         sub = MorphableModel(**kw)
         sub._parent_indices = keep  # (V_sub,) long: vertex i of the sub-model is keep[i]
         return sub
@@ -606,6 +615,8 @@ class MorphableModel:
             put(f"region__{k}", v)
         for k, v in self.contour_candidates.items():
             put(f"contour__{k}", v)
+        for k, v in self.extras.items():
+            put(f"extra__{k}", v)
         meta = {
             "format": "facelab-morphable-model",
             "format_version": FORMAT_VERSION,
@@ -617,6 +628,7 @@ class MorphableModel:
             "expression_names": list(self.expression_names),
             "regions": list(self.regions),
             "contours": list(self.contour_candidates),
+            "extras": list(self.extras),
             "meta": self.meta,
         }
         arrays["__meta__"] = np.array(json.dumps(meta))
@@ -674,6 +686,7 @@ class MorphableModel:
             license=meta["license"],
             source=meta["source"],
             meta=meta.get("meta", {}),
+            extras={k: t(f"extra__{k}") for k in meta.get("extras", [])},
             dtype_=dtype,
         )
 
