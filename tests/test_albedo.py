@@ -463,3 +463,22 @@ def test_layout_for_the_builtin_model():
     img, _ = ProceduralAlbedo(lay).sample(1, torch.Generator().manual_seed(0))
     cols = sample_vertex_albedo(img, model.uvs, model.uv_faces, model.faces)
     assert cols.shape[1] == int(model.faces.max()) + 1 and float(cols.min()) > 0
+
+
+def test_fft_hair_strokes_match_direct_convolution(layout):
+    """The FFT stroke path equals zero-padded conv2d away from the image border."""
+    import torch.nn.functional as F
+
+    from facelab.models.albedo import _stroke_kernels
+
+    gen = ProceduralAlbedo(layout)
+    unif = torch.ones(1, S, S)
+    unif[0, 20, 30] = 0.0  # one seed on the left of the nose bridge, one on the right
+    unif[0, 40, 50] = 0.0
+    out = gen._strokes(unif, torch.full((S, S), 0.5), "brows", torch.float32)
+    kern = _stroke_kernels(max(5.0 * S / 256, 1.0), [np.pi + 0.35, -0.35], torch.float32, None)
+    seeds = (unif < 0.5).float()[:, None]
+    direct = F.conv2d(seeds, kern.flip(-1, -2), padding=kern.shape[-1] // 2)  # correlation -> conv
+    right = ((torch.arange(S) + 0.5) / S >= float(layout.landmarks_uv[27, 0])).float()
+    want = (direct[:, 0] * (1 - right) + direct[:, 1] * right).clamp(0, 1)
+    torch.testing.assert_close(out, want, atol=1e-5, rtol=0)

@@ -988,38 +988,42 @@ class ProceduralAlbedo:
         return rgb
 
     def _strokes(self, unif: torch.Tensor, prob: torch.Tensor, kind: str, dtype) -> torch.Tensor:
-        """Hair strokes ``(B, S, S)`` in [0, 1] grown from Bernoulli(``prob``) seeds."""
+        """Hair strokes ``(B, S, S)`` in [0, 1] grown from Bernoulli(``prob``) seeds.
+
+        Two slanted line kernels (:func:`_stroke_kernels`) are applied by FFT (circular
+        convolution; much faster than ``conv2d`` on CPU): brows lean outwards-up on each
+        side of the nose bridge, stubble seeds are split between two downward slants.
+        """
         s = self.size
-        scale = s / 256.0
+        key = ("k_" + kind, dtype)
+        if key not in self._cache:
+            scale = s / 256.0
+            if kind == "brows":  # image rows grow downwards: pi + 0.35 is left-up
+                kern = _stroke_kernels(
+                    max(5.0 * scale, 1.0), [math.pi + 0.35, -0.35], dtype, self.layout.device
+                )
+            else:
+                kern = _stroke_kernels(
+                    max(1.5 * scale, 1.0),
+                    [math.pi / 2 - 0.3, math.pi / 2 + 0.3],
+                    dtype,
+                    self.layout.device,
+                )
+            k = kern.shape[-1]
+            full = torch.zeros(2, s, s, dtype=dtype, device=self.layout.device)
+            full[:, :k, :k] = kern[:, 0]
+            full = full.roll((-(k // 2), -(k // 2)), (-2, -1))  # centre the kernel at (0, 0)
+            self._cache[key] = torch.fft.rfft2(full)
+        spec = self._cache[key]  # (2, S, S//2+1)
+        seeds = (unif < prob).to(dtype)  # (B, S, S)
         if kind == "brows":
-            # strokes run outwards along the brow: left half of the image leans left-up,
-            # right half right-up (image rows grow downwards)
-            key = ("k_brows", dtype)
-            if key not in self._cache:
-                self._cache[key] = _stroke_kernels(max(5.0 * scale, 1.0), [math.pi + 0.35, -0.35],
-                                                   dtype, self.layout.device)  # fmt: skip
-            kern = self._cache[key]
-        else:
-            key = ("k_stubble", dtype)
-            if key not in self._cache:
-                self._cache[key] = _stroke_kernels(max(1.5 * scale, 1.0), [math.pi / 2 - 0.3,
-                                                   math.pi / 2 + 0.3], dtype, self.layout.device)  # fmt: skip
-            kern = self._cache[key]
-        seeds = (unif < prob).to(dtype)[:, None]
-        lines = F.conv2d(seeds, kern, padding=kern.shape[-1] // 2)  # (B, 2, S, S)
-        if kind == "brows":
-            right = (torch.arange(s, device=unif.device) >= s // 2).to(dtype)
+            lines = self._filter(seeds[:, None], spec)  # (B, 2, S, S): both slants everywhere
+            centre_u = float(self.layout.landmarks_uv[27, 0])  # nose bridge splits the face
+            right = ((torch.arange(s, device=unif.device) + 0.5) / s >= centre_u).to(dtype)
             out = lines[:, 0] * (1 - right) + lines[:, 1] * right
         else:
             half = (unif < prob * 0.5).to(dtype)  # split seeds between the two slants
-            out = (
-                lines[:, 0] * 0
-                + F.conv2d(seeds * half[:, None], kern[:1], padding=kern.shape[-1] // 2)[:, 0]
-            )
-            out = (
-                out
-                + F.conv2d(seeds * (1 - half[:, None]), kern[1:], padding=kern.shape[-1] // 2)[:, 0]
-            )
+            out = self._filter(torch.stack([seeds * half, seeds * (1 - half)], 1), spec).sum(1)
         return out.clamp(0.0, 1.0)
 
 
