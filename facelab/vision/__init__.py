@@ -9,6 +9,8 @@ Quick start::
     img = load_image("photo.jpg")                 # (1, 3, H, W) float in [0, 1], EXIF applied
     face = detect_face(img)                       # dlib HOG + 68 landmarks, offline
     crop = align_faces(img.tensor, face.landmarks[None], "arcface")   # 112x112 + inverse
+    enc = load_identity_encoder()                 # dlib ResNet port (offline) or ArcFace
+    emb = enc.embed(img.tensor, face.landmarks[None])                 # (1, 128), differentiable
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ from .detect import (
     select_faces,
 )
 from .ibug68 import landmark_nme, read_pts
+from .identity import DlibIdentity, IdentityEncoder, load_identity_encoder, similarity
 from .image import Image, load_image, save_image
+from .overlay import draw_faces, save_overlay
 
 __all__ = [
     "AlignedCrop",
     "DlibConfig",
     "DlibDetector",
+    "DlibIdentity",
     "Face",
+    "IdentityEncoder",
     "Image",
     "LandmarkDetector",
     "align_faces",
@@ -50,15 +56,19 @@ __all__ = [
     "detect_face",
     "detect_faces",
     "dlib_model_path",
+    "draw_faces",
     "get_detector",
     "ibug68",
     "invert_transform",
     "landmark_nme",
+    "load_identity_encoder",
     "load_image",
     "read_pts",
     "samples",
     "save_image",
+    "save_overlay",
     "select_faces",
+    "similarity",
     "similarity_transform",
     "warp_to_crop",
 ]
