@@ -482,3 +482,14 @@ def test_fft_hair_strokes_match_direct_convolution(layout):
     right = ((torch.arange(S) + 0.5) / S >= float(layout.landmarks_uv[27, 0])).float()
     want = (direct[:, 0] * (1 - right) + direct[:, 1] * right).clamp(0, 1)
     torch.testing.assert_close(out, want, atol=1e-5, rtol=0)
+
+
+def test_generator_sizes_and_model_constructor():
+    gen = ProceduralAlbedo(config=AlbedoConfig(size=24, detail=False))
+    assert gen.size == 24 and gen.sample(1)[0].shape == (1, 3, 24, 24)
+    with pytest.raises(InvalidInput, match="config.size"):
+        ProceduralAlbedo(UVLayout.canonical(16), AlbedoConfig(size=24))
+    uv, faces = _grid_mesh(17)
+    lm = torch.cdist(UVLayout.canonical(8).landmarks_uv.double(), uv).argmin(1)
+    model = SimpleNamespace(uvs=uv, uv_faces=faces, faces=faces, landmarks=lm)
+    assert ProceduralAlbedo.from_model(model, size=16).size == 16

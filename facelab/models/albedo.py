@@ -596,6 +596,8 @@ class AlbedoConfig:
     """Settings of :class:`ProceduralAlbedo` (the parameter ranges of :meth:`sample_params`).
 
     Attributes:
+        size: texels per side when :class:`ProceduralAlbedo` builds the canonical layout
+            itself (default 256); with a given layout it must be None or equal its size.
         encoding: ``"linear"`` (reflectance, for physically based shading) or ``"srgb"``
             (display-encoded, like photo pixels and the Basel Face Model's texture).
         detail: master switch of the high-frequency detail below (False -> smooth albedo,
@@ -611,6 +613,7 @@ class AlbedoConfig:
         lut_size: resolution of the per-sample (log melanin, log haemoglobin) colour table.
     """
 
+    size: int | None = None
     encoding: str = "linear"
     detail: bool = True
     pores: bool = True
@@ -632,6 +635,8 @@ class AlbedoConfig:
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi < 1:
                 raise InvalidInput(f"{name} must satisfy 0 < lo <= hi < 1, got {(lo, hi)}")
+        if self.size is not None and self.size < 8:
+            raise InvalidInput(f"size must be >= 8, got {self.size}")
         if self.lut_size < 4:
             raise InvalidInput(f"lut_size must be >= 4, got {self.lut_size}")
 
@@ -805,10 +810,24 @@ class ProceduralAlbedo:
     Stubble and pores are texel-scale detail; they vanish gracefully at small ``S``.
     """
 
-    def __init__(self, layout: UVLayout, config: AlbedoConfig | None = None) -> None:
-        self.layout = layout
+    def __init__(self, layout: UVLayout | None = None, config: AlbedoConfig | None = None) -> None:
         self.config = config or AlbedoConfig()
+        if layout is None:
+            layout = UVLayout.canonical(self.config.size or 256)
+        elif self.config.size is not None and self.config.size != layout.size:
+            raise InvalidInput(
+                f"config.size={self.config.size} but the layout has size {layout.size}; "
+                "build the layout at the size you want (uv_layout_from_model(model, size))"
+            )
+        self.layout = layout
         self._cache: dict[tuple, torch.Tensor] = {}
+
+    @classmethod
+    def from_model(
+        cls, model: Any, size: int = 256, config: AlbedoConfig | None = None
+    ) -> ProceduralAlbedo:
+        """A generator for ``model``'s UV layout (:func:`uv_layout_from_model`)."""
+        return cls(uv_layout_from_model(model, size), config)
 
     @property
     def size(self) -> int:
