@@ -380,19 +380,24 @@ def fetch(
     """Download asset ``name`` into ``dest`` (default: the cache) and verify every file.
 
     Files already present anywhere in the data directories with the right checksum are
-    skipped unless ``force``. Returns the asset folder in ``dest``. Raises
+    skipped unless ``force``. Returns the asset folder in ``dest`` (or, when nothing had to be
+    downloaded and no ``dest`` was given, the folder where the asset was found). Raises
     :class:`DownloadError` (offline, bad URL) or :class:`AssetCorrupt` (checksum mismatch);
     a failed download never leaves a partial file under the final name.
     """
     asset = get_asset(name)
     root = Path(dest) if dest is not None else cache_dir()
     root = root / asset.name
+    downloaded = 0
     for f in asset.files:
         if not force:
             existing = _find_file(asset, f.path)
             if existing is not None and sha256_file(existing) == f.sha256:
                 continue
         _download(f, root / f.path, progress)
+        downloaded += 1
+    if downloaded == 0 and dest is None:
+        return status(asset).location or root  # everything was already present somewhere
     return root
 
 

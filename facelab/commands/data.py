@@ -32,10 +32,19 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+# assets that a model loader converts into a compact cache (one .npz) right after download
+_MODEL_CACHE = {"ict-facekit": "ict"}
+
+
 def _fetch(args: argparse.Namespace) -> int:
     for name in args.names:
         root = data.fetch(name, dest=args.dest, force=args.force, progress=not args.quiet)
         print(f"{name}: ok ({root})")
+        if name in _MODEL_CACHE and not args.no_cache:
+            from .. import models
+
+            model = models.load(_MODEL_CACHE[name])
+            print(f"{name}: compact model cache built ({model.mean.shape[0]} vertices)")
     return 0
 
 
@@ -66,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dest", type=Path, help="data directory to download into (default: cache)")
     q.add_argument("--force", action="store_true", help="download even if present")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--no-cache", action="store_true", help="do not build the compact model cache")
     q.set_defaults(func=_fetch)
 
     q = s.add_parser("verify", help="check that assets are complete and intact")
