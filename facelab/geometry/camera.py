@@ -105,9 +105,12 @@ def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-9) -> tor
     K = K if K.dim() == 3 else K.unsqueeze(0)
     z = points_cam[..., 2:3]
     z = torch.where(z.abs() < eps, torch.full_like(z, eps) * torch.where(z < 0, -1.0, 1.0), z)
-    xy1 = torch.cat([points_cam[..., :2] / z, torch.ones_like(z)], -1)  # (B, N, 3)
-    uv = xy1 @ K[:, :2, :].transpose(1, 2)  # (B, N, 2)
-    return uv
+    x = points_cam[..., 0] / z[..., 0]
+    y = points_cam[..., 1] / z[..., 0]
+    k = K[:, :2, :].reshape(K.shape[0], 1, 6)  # [fx, s, cx, k10, fy, cy] per camera
+    u = k[..., 0] * x + k[..., 1] * y + k[..., 2]
+    v = k[..., 3] * x + k[..., 4] * y + k[..., 5]
+    return torch.stack([u, v], -1)
 
 
 def project_depth(points_cam: torch.Tensor, K: torch.Tensor) -> torch.Tensor:

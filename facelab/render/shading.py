@@ -47,6 +47,7 @@ __all__ = [
     "sh_ambient",
     "sh_basis",
     "sh_shading",
+    "sh_shading_packed",
 ]
 
 SH_C = (0.282095, 0.488603, 1.092548, 0.315392, 0.546274)
@@ -67,6 +68,9 @@ def sh_basis(normals: torch.Tensor, lambertian: bool = True) -> torch.Tensor:
         raise InvalidInput(f"normals must have 3 components, got shape {tuple(normals.shape)}")
     x, y, z = normals.unbind(-1)
     c0, c1, c2, c3, c4 = SH_C
+    if lambertian:  # fold A_l / pi into the constants
+        a0, a1, a2 = (a / math.pi for a in SH_LAMBERT)
+        c0, c1, c2, c3, c4 = c0 * a0, c1 * a1, c2 * a2, c3 * a2, c4 * a2
     basis = [
         torch.full_like(x, c0),
         c1 * y,
@@ -78,10 +82,6 @@ def sh_basis(normals: torch.Tensor, lambertian: bool = True) -> torch.Tensor:
         c2 * x * z,
         c4 * (x * x - y * y),
     ]
-    if lambertian:
-        a0, a1, a2 = (a / math.pi for a in SH_LAMBERT)
-        scale = (a0, a1, a1, a1, a2, a2, a2, a2, a2)
-        basis = [b * s for b, s in zip(basis, scale)]
     return torch.stack(basis, -1)
 
 
@@ -110,6 +110,30 @@ def sh_shading(
     Y = sh_basis(normals, lambertian)  # (B, ..., 9)
     L = _per_image(coeffs, Y, 1)  # (B, 1.., 9, C)
     return (Y.unsqueeze(-1) * L).sum(-2)
+
+
+def sh_shading_packed(
+    normals: torch.Tensor,
+    coeffs: torch.Tensor,
+    batch_index: torch.Tensor,
+    lambertian: bool = True,
+) -> torch.Tensor:
+    """SH shading of packed rows ``normals (P, 3)`` whose image is ``batch_index (P,)``.
+
+    Same value as ``sh_shading(normals, coeffs[batch_index])`` but, when ``batch_index`` is
+    sorted (as :class:`~facelab.render.Fragments` rows are), one ``(P_b, 9) @ (9, C)`` matrix
+    product per image instead of gathering ``(P, 9, C)`` coefficients. Returns ``(P, C)``.
+    """
+    if coeffs.dim() != 3 or coeffs.shape[1] != 9:
+        raise InvalidInput(f"SH coeffs must be (B, 9, C), got {tuple(coeffs.shape)}")
+    Y = sh_basis(normals, lambertian).to(coeffs.dtype)  # (P, 9)
+    B = coeffs.shape[0]
+    if B == 1:
+        return Y @ coeffs[0]
+    if batch_index.numel() > 1 and not bool((batch_index[1:] >= batch_index[:-1]).all()):
+        return (Y.unsqueeze(-1) * coeffs[batch_index]).sum(-2)
+    counts = torch.bincount(batch_index, minlength=B).tolist()
+    return torch.cat([y @ coeffs[b] for b, y in enumerate(Y.split(counts))], 0)
 
 
 def sh_ambient(
