@@ -119,7 +119,7 @@ class WorldConfig:
     pitch_range: tuple[float, float] = (-20.0, 20.0)
     roll_range: tuple[float, float] = (-12.0, 12.0)
     fov_range: tuple[float, float] = (12.0, 45.0)
-    fill_range: tuple[float, float] = (0.45, 0.7)
+    fill_range: tuple[float, float] = (0.4, 0.6)
     center_jitter: float = 0.04
     ambient_range: tuple[float, float] = (0.35, 0.75)
     env_directional: float = 0.5

@@ -146,14 +146,14 @@ def sample_scene(
     toward_camera = torch.tensor([0.0, -0.25, -1.0], dtype=torch.float64)
     key_dir = _cap_direction(g_scene, toward_camera, config.key_cone)
     key_color = float(_u(g_scene, *config.key_range)) * _tint(g_scene, config.tint)
-    specular = float(_u(g_scene, 0.08, 0.3))
-    roughness = float(_u(g_scene, 0.3, 0.6))
+    specular = float(_u(g_scene, 0.04, 0.18))
+    roughness = float(_u(g_scene, 0.35, 0.65))
     subsurface_radius = float(_u(g_scene, 0.006, 0.014))
 
     # sensor (separate stream)
     blur = float(_u(g_sensor, 0.2, 1.0))
-    shot = float(_u(g_sensor, 0.0, 0.01))
-    read = float(_u(g_sensor, 0.002, 0.02))
+    shot = float(_u(g_sensor, 0.0, 0.006))
+    read = float(_u(g_sensor, 0.002, 0.015))
     qlo, qhi = config.knobs().jpeg_quality_range
     jpeg_quality = int(round(float(_u(g_sensor, qlo, qhi))))
     return SceneSample(

@@ -5,8 +5,8 @@ Applied in this order to the rendered image ``x`` (linear-ish RGB in [0, 1], ``(
 1. **Blur** (defocus / lens softness): Gaussian with ``sigma = s * blur * H / 128`` pixels,
    ``s ~ U(0.2, 1)`` per image.
 2. **Noise** (Poisson-Gaussian model, Foi et al. 2008): ``y = x + sqrt(a x + b) * n``,
-   ``n ~ N(0, 1)``, with shot gain ``a = noise * U(0, 0.01)`` and read variance
-   ``b = (noise * U(0.002, 0.02))^2``; clipped to [0, 1].
+   ``n ~ N(0, 1)``, with shot gain ``a = noise * U(0, 0.006)`` and read variance
+   ``b = (noise * U(0.002, 0.015))^2``; clipped to [0, 1].
 3. **JPEG** round trip through PIL at a quality ``q`` (8-bit quantisation included). Not
    differentiable; it is data generation.
 """
