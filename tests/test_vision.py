@@ -350,3 +350,35 @@ def test_cli_landmarks_and_identity(tmp_path, capsys, dlib_detector):
     assert main(["identity", str(astro), str(takeo), "--backend", "dlib"]) == 0
     text = capsys.readouterr().out
     assert "different people" in text and "backend: dlib" in text
+
+
+def test_einstein_has_two_faces_and_policies_pick_right(dlib_detector):
+    from facelab.vision import DlibConfig
+
+    s = samples.einstein()
+    det = dlib_detector.with_config(DlibConfig(upsample=1, threshold=-0.5))
+    faces = det.detect(s.image)
+    assert len(faces) == 2  # Einstein at the lectern and the man seated bottom-left
+    ordered = select_faces(faces, "all")
+    assert float(ordered[0].box[0]) < 250 and float(ordered[0].box[1]) > 550
+    largest = select_faces(faces, "largest")[0]
+    assert largest is ordered[1]
+    assert float(landmark_nme(largest.landmarks.double(), s.landmarks)) < 0.12
+    with pytest.raises(MultipleFacesFound, match="2 faces"):
+        select_faces(faces, "single")
+
+
+def test_dlib_cnn_detector_on_small_image(dlib_detector):
+    from facelab.vision import DlibConfig
+
+    s = samples.takeo()
+    det = dlib_detector.with_config(DlibConfig(method="cnn", max_side=300))
+    faces = det.detect(s.image)
+    assert len(faces) == 1 and faces[0].score > 0.5
+    nme = float(landmark_nme(faces[0].landmarks.double(), s.landmarks))
+    print(f"takeo: CNN boxes + 68-pt predictor NME = {100 * nme:.2f} %")
+    assert nme < 0.08
+    with pytest.raises(InvalidInput, match="method"):
+        from facelab.vision import DlibDetector
+
+        DlibDetector(DlibConfig(method="sift"))

@@ -4,7 +4,8 @@ A :class:`LandmarkDetector` takes an image (anything :func:`~facelab.vision.load
 accepts) and returns a list of :class:`Face`: a box, 68 iBUG landmarks in **full-resolution
 pixel coordinates** (pixel centres at +0.5) and a score. Implementations:
 
-* :class:`DlibDetector` (offline default): dlib's HOG + linear SVM detector and its
+* :class:`DlibDetector` (offline default): dlib's HOG + linear SVM detector (or its MMOD
+  CNN, ``DlibConfig(method="cnn")``) and its
   ensemble-of-regression-trees 68-point shape predictor
   (``shape_predictor_68_face_landmarks.dat``, found with
   ``facelab.data.find_file("dlib-models", ...)``). Detection runs on a copy downscaled to
@@ -132,12 +133,15 @@ class DlibConfig:
     """Settings of :class:`DlibDetector`.
 
     Attributes:
+        method: ``"hog"`` (HOG + linear SVM, fast, frontal faces) or ``"cnn"`` (dlib's MMOD
+            CNN, ``mmod_human_face_detector.dat``: finds more poses, ~50x slower on CPU).
         max_side: detection runs on a copy whose longer side is at most this.
         upsample: HOG pyramid upsampling (finds smaller faces, slower), or ``"auto"``:
             0 if the detection copy's shorter side is >= 400 px, 1 if >= 150, else 2.
         threshold: SVM margin threshold (dlib's ``adjust_threshold``; lower finds more).
     """
 
+    method: str = "hog"
     max_side: int | None = 1024
     upsample: int | str = "auto"
     threshold: float = 0.0
@@ -156,9 +160,32 @@ class DlibDetector(LandmarkDetector):
             if predictor_path
             else dlib_model_path("shape_predictor_68_face_landmarks.dat")
         )
-        self._detector = dlib.get_frontal_face_detector()
+        if self.config.method == "hog":
+            self._detector = dlib.get_frontal_face_detector()
+        elif self.config.method == "cnn":
+            cnn = dlib_model_path("mmod_human_face_detector.dat")
+            self._detector = dlib.cnn_face_detection_model_v1(str(cnn))
+        else:
+            raise InvalidInput(
+                f"DlibConfig.method must be 'hog' or 'cnn', got {self.config.method!r}"
+            )
         self._predictor = dlib.shape_predictor(str(path))
         self._dlib = dlib
+
+    def with_config(self, config: DlibConfig) -> DlibDetector:
+        """A detector with other settings sharing this one's loaded shape predictor."""
+        new = object.__new__(DlibDetector)
+        new.__dict__.update(self.__dict__)
+        new.config = config
+        if config.method != self.config.method:
+            new._detector = (
+                self._dlib.get_frontal_face_detector()
+                if config.method == "hog"
+                else self._dlib.cnn_face_detection_model_v1(
+                    str(dlib_model_path("mmod_human_face_detector.dat"))
+                )
+            )
+        return new
 
     def _upsample(self, h: int, w: int) -> int:
         up = self.config.upsample
@@ -173,9 +200,16 @@ class DlibDetector(LandmarkDetector):
         """Boxes ``[x0, y0, x1, y1]`` (full-resolution pixels), scores and sub-detector ids."""
         img = load_image(image)
         small, s = img.for_detection(self.config.max_side)
-        rects, scores, idx = self._detector.run(
-            small, self._upsample(*small.shape[:2]), self.config.threshold
-        )
+        up = self._upsample(*small.shape[:2])
+        if self.config.method == "cnn":
+            dets = [d for d in self._detector(small, up) if d.confidence >= self.config.threshold]
+            rects, scores, idx = (
+                [d.rect for d in dets],
+                [d.confidence for d in dets],
+                [0] * len(dets),
+            )
+        else:
+            rects, scores, idx = self._detector.run(small, up, self.config.threshold)
         out = []
         for r, sc, i in zip(rects, scores, idx):
             # dlib rectangles are inclusive pixel indices -> edges [left, right + 1)

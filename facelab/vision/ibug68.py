@@ -76,9 +76,12 @@ def interocular_distance(landmarks: torch.Tensor) -> torch.Tensor:
 
 
 def landmark_nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Normalised mean error, 300-W style:
+    """Normalised mean error, 300-W style, normalised by the outer eye corners:
 
     .. math:: \\mathrm{NME} = \\frac{1}{N}\\sum_i \\frac{\\|\\hat p_i - p_i\\|}{\\|p_{36} - p_{45}\\|}
+
+    A shape-flexible shortcut for :func:`facelab.metrics.landmark_nme` with
+    ``normalization="outer_eye"``.
 
     Args:
         pred, gt: ``(..., 68, 2)``.
@@ -86,11 +89,15 @@ def landmark_nme(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(...)`` NME as a fraction (multiply by 100 for percent).
     """
-    if pred.shape != gt.shape:
-        raise InvalidInput(f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ")
-    gt = gt.to(pred)
-    err = torch.linalg.norm(pred - gt, dim=-1).mean(-1)
-    return err / interocular_distance(gt)
+    from ..metrics import landmark_nme as _nme
+
+    if pred.shape != gt.shape or pred.shape[-2:] != (68, 2):
+        raise InvalidInput(
+            f"pred {tuple(pred.shape)} and gt {tuple(gt.shape)} must both be (..., 68, 2)"
+        )
+    lead = pred.shape[:-2]
+    out = _nme(pred.reshape(-1, 68, 2), gt.to(pred).reshape(-1, 68, 2), normalization="outer_eye")
+    return out.reshape(lead)
 
 
 __all__ = [
