@@ -333,3 +333,63 @@ def test_non_iresnet_onnx_is_rejected(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(ModelFormatError):
         load_iresnet_from_onnx(tmp_path / "junk.onnx")
+
+
+def test_identity_loss_zero_on_the_photo_and_differentiable(dlib_env):
+    from facelab.vision.identity import DlibIdentity, identity_loss
+
+    enc = DlibIdentity()
+    s = samples.takeo()
+    f = dlib_env["shapes"][2][0]
+    crop = enc.align(s.image.tensor, f.landmarks[None])
+    with torch.no_grad():
+        target = enc.embed_crops(crop.image)
+    loss0 = identity_loss(enc, s.image.tensor, target, crop.matrix)
+    assert float(loss0) == pytest.approx(0.0, abs=1e-6)
+    # a darkened, noisy "render" has a positive loss with gradients on its pixels
+    g = torch.Generator().manual_seed(0)
+    render = (
+        s.image.tensor * 0.7 + 0.1 * torch.rand(s.image.tensor.shape, generator=g)
+    ).requires_grad_(True)
+    loss = identity_loss(enc, render, target, crop.matrix)
+    loss.sum().backward()
+    assert float(loss.detach()) > 1e-4 and float(render.grad.abs().sum()) > 0
+    feats = enc.features(s.image.tensor, f.landmarks[None])
+    assert feats["level2"].shape == (1, 128, 8, 8)
+    torch.testing.assert_close(feats["embedding"], target)
+
+
+def test_onnx_with_input_normalisation_in_the_graph(tiny_onnx, tmp_path):
+    """mxnet-converted insightface models normalise inside the graph (Sub, Mul first)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from facelab.vision.arcface import ArcFaceIdentity
+
+    _, path = tiny_onnx
+    m = onnx.load(str(path))
+    g = m.graph
+    old_in = g.input[0].name
+    for n in g.node:
+        for i, name in enumerate(n.input):
+            if name == old_in:
+                n.input[i] = "normed"
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(127.5, np.float32), "mean_c"),
+            numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale_c"),
+        ]
+    )
+    sub = helper.make_node("Sub", [old_in, "mean_c"], ["centred"], name="_minus0")
+    mul = helper.make_node("Mul", ["centred", "scale_c"], ["normed"], name="_mul0")
+    nodes = [sub, mul] + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    p2 = tmp_path / "normalising.onnx"
+    onnx.save(m, str(p2))
+    enc = ArcFaceIdentity(p2)
+    assert enc.info["graph_normalises"] and enc.info["max_abs_diff"] < 1e-4
+    crops = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(
+        enc.embed_crops(crops), enc.embed_crops_onnxruntime(crops), atol=2e-5, rtol=0
+    )

@@ -76,6 +76,16 @@ class IdentityEncoder(nn.Module, abc.ABC):
         """Photo ``(1|B, 3, H, W)`` + landmarks ``(B, 68, 2)`` -> embeddings ``(B, D)``."""
         return self.embed_crops(self.align(image, landmarks, matrix).image)
 
+    def features(
+        self, image: torch.Tensor, landmarks: torch.Tensor, matrix: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Photo + landmarks -> the network's intermediate maps and ``"embedding"``.
+
+        For content/perceptual losses (GANFit): compare the maps of a render and a photo
+        cropped with the *same* matrix.
+        """
+        return self.crop_features(self.align(image, landmarks, matrix).image)
+
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Distance of embeddings ``(B, D)``: Euclidean (dlib) or :math:`1 - \\cos` (ArcFace)."""
         if self.metric == "euclidean":
@@ -90,6 +100,28 @@ class IdentityEncoder(nn.Module, abc.ABC):
 def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine similarity :math:`a \\cdot b / (\\|a\\| \\|b\\|)` of ``(..., D)`` embeddings."""
     return torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12)
+
+
+def identity_loss(
+    encoder: IdentityEncoder,
+    image: torch.Tensor,
+    target: torch.Tensor,
+    matrix: torch.Tensor,
+) -> torch.Tensor:
+    """GANFit's identity loss :math:`1 - \\cos(f(\\mathrm{crop}_M(I)), e_{target})` per image.
+
+    Args:
+        encoder: an :class:`IdentityEncoder` (frozen).
+        image: ``(B, 3, H, W)`` rendered images in [0, 1] (gradients flow to them).
+        target: ``(B, D)`` embeddings of the photo (computed once, without gradients).
+        matrix: ``(B, 2, 3)`` crop transforms of the photo (``encoder.align(photo, lm).matrix``),
+            reused so the render is cropped exactly like the photo.
+
+    Returns:
+        ``(B,)`` losses in [0, 2].
+    """
+    emb = encoder.embed_crops(warp_to_crop(image, matrix.to(image), encoder.input_size))
+    return 1.0 - similarity(emb, target.to(emb))
 
 
 class DlibIdentity(IdentityEncoder):
@@ -141,4 +173,10 @@ def load_identity_encoder(backend: str = "auto", **kwargs) -> IdentityEncoder:
     raise InvalidInput(f"unknown identity backend {backend!r}; use 'dlib', 'arcface' or 'auto'")
 
 
-__all__ = ["DlibIdentity", "IdentityEncoder", "load_identity_encoder", "similarity"]
+__all__ = [
+    "DlibIdentity",
+    "IdentityEncoder",
+    "identity_loss",
+    "load_identity_encoder",
+    "similarity",
+]
