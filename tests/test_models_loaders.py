@@ -35,6 +35,12 @@ def test_bfm2009_fixture(tmp_path):
     assert m.n_expression == 0 and m.albedo_basis.shape == (2, m.n_vertices, 3)
     torch.testing.assert_close(m.albedo_mean, torch.full((m.n_vertices, 3), 128 / 255))
     assert "segment_1" in m.regions
+    w = torch.tensor([[1.0, -0.5]])
+    want = m.albedo_mean + w[0, 0] * m.albedo_basis[0] + w[0, 1] * m.albedo_basis[1]
+    torch.testing.assert_close(m.albedo(w)[0], want)
+    torch.testing.assert_close(m.albedo(batch=2)[1], m.albedo_mean)
+    with pytest.raises(InvalidInput, match="k <= 2"):
+        m.albedo(torch.zeros(1, 3))
     s = m.symmetry
     assert torch.equal(s[s], torch.arange(m.n_vertices))
     # forward works on the converted model

@@ -13,7 +13,7 @@ every part a real model has, with the same conventions (cm, y up, +z out of the 
   cheekbones, lips and mouth line, chin, and ears on the sides. Every bump comes in mirrored
   pairs, so the mean is exactly left/right symmetric and the symmetry map is exact by
   construction: vertex ``(row i, column j)`` mirrors ``(i, (N - j) mod N)``.
-* **Identity**: PCA of 128 random smooth deformation fields (Gaussian radial-basis
+* **Identity**: PCA of 96 random smooth deformation fields (Gaussian radial-basis
   displacements over the head plus random anisotropic scalings), seeded, so the components
   are orthogonal with decreasing std (``identity_std``, cm); the basis holds each component at
   one std, so identity weights are standard-normal.
@@ -181,21 +181,28 @@ def _topology(M: int, N: int):
     return faces, uvs, uv_faces, sym
 
 
-def _identity_modes(base: np.ndarray, n_samples: int = 128, k: int = 40, seed: int = 0):
+def _identity_modes(base: np.ndarray, n_samples: int = 96, k: int = 40, seed: int = 0):
     rng = np.random.default_rng(seed)
     V = base.shape[0]
-    centres = base[rng.choice(V, size=48, replace=False)]
-    d2 = ((base[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    kern = np.exp(-d2 / (2 * 3.5**2))  # (V, C)
-    coef = rng.standard_normal((n_samples, centres.shape[0], 3)) * 0.35
-    fields = np.einsum("vc,scd->svd", kern, coef)
+    C = 48
+    centres = base[rng.choice(V, size=C, replace=False)]
+    coef = rng.standard_normal((n_samples, C, 3)) * 0.35
     scale = rng.standard_normal((n_samples, 3)) * np.array([0.045, 0.04, 0.05])
-    fields += scale[:, None, :] * base[None, :, :]
+    # the heavy products run in torch (float64), which honours torch.set_num_threads
+    b = torch.from_numpy(base)
+    kern = torch.exp(-(torch.cdist(b, torch.from_numpy(centres)) ** 2) / (2 * 3.5**2))  # (V, C)
+    # fields[s, v, d] = sum_c kern[v, c] * coef[s, c, d] + scale[s, d] * base[v, d]
+    cf = torch.from_numpy(coef).permute(1, 0, 2).reshape(C, -1)
+    fields = (kern @ cf).reshape(V, n_samples, 3).permute(1, 0, 2)
+    fields = fields + torch.from_numpy(scale)[:, None, :] * b[None]
     X = fields.reshape(n_samples, -1)
-    X = X - X.mean(0, keepdims=True)
-    _, sv, vt = np.linalg.svd(X, full_matrices=False)
-    std = sv[:k] / np.sqrt(n_samples - 1)
-    comps = vt[:k]
+    X = X - X.mean(0, keepdim=True)
+    # PCA through the small (S, S) Gram matrix: X X^T = U diag(sv^2) U^T, Vt = U^T X / sv
+    evals, evecs = np.linalg.eigh((X @ X.T).numpy())
+    order = np.argsort(evals)[::-1][:k].copy()
+    sv = np.sqrt(np.maximum(evals[order], 0.0))
+    comps = ((torch.from_numpy(evecs[:, order].T.copy()) @ X).numpy()) / sv[:, None]
+    std = sv / np.sqrt(n_samples - 1)
     # deterministic sign: largest-magnitude entry positive
     sign = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
     comps = comps * sign[:, None]

@@ -36,7 +36,7 @@ import torch
 
 from .. import data
 from ..errors import InvalidInput, ModelFormatError
-from ._files import asset_file, read_obj, read_obj_vertices
+from ._files import asset_file, read_obj_vertices
 from .contours import jaw_contour_candidates
 from .morphable import MorphableModel, mirror_symmetry
 
@@ -114,10 +114,14 @@ def cache_path(paths: list[Path]) -> Path:
 
 def build_ict(progress: bool = False, workers: int = 2) -> MorphableModel:
     """Parse the ICT-FaceKit OBJ files into the full model (no cache; ~1-2 s)."""
+    from ..geometry.io import load_obj
+
     neutral_p, id_ps, ex_ps, names = _source_files()
-    obj = read_obj(neutral_p)
-    neutral = obj["verts"]
+    mesh = load_obj(neutral_p, dtype=torch.float64)  # quads fanned: (a, b, c), (a, c, d)
+    neutral = mesh.verts.numpy()
     V = neutral.shape[0]
+    if mesh.uvs is None or mesh.uv_faces is None:
+        raise ModelFormatError(f"{neutral_p}: the ICT neutral mesh should carry UVs")
 
     def read(p: Path) -> np.ndarray:
         v = read_obj_vertices(p)
@@ -150,14 +154,14 @@ def build_ict(progress: bool = False, workers: int = 2) -> MorphableModel:
     sym = mirror_symmetry(neutral)
     return MorphableModel(
         mean=torch.from_numpy(neutral.astype(np.float32)),
-        faces=torch.from_numpy(obj["faces"]),
+        faces=mesh.faces,
         identity_basis=torch.from_numpy(id_basis),
         identity_std=torch.ones(N_IDENTITY),
         expression_basis=torch.from_numpy(ex_basis),
         expression_kind="blendshapes",
         expression_names=names,
-        uvs=torch.from_numpy(obj["uvs"].astype(np.float32)),
-        uv_faces=torch.from_numpy(obj["uv_faces"]),
+        uvs=mesh.uvs.float(),
+        uv_faces=mesh.uv_faces,
         landmarks=torch.from_numpy(lm),
         contour_candidates=contours,
         regions=regions,

@@ -381,7 +381,7 @@ class MorphableModel:
                 out = torch.addmm(out, w, mat)
                 first = False
             else:
-                out = out.addmm(w, mat)
+                out.addmm_(w, mat)  # in place: no second (B, 3V) buffer
         if first:
             out = out.clone()
         return out.reshape(B, self.n_vertices, 3)
@@ -413,6 +413,11 @@ class MorphableModel:
         V3 = 3 * self.n_vertices
         if weights is None:
             return self.albedo_mean.reshape(1, -1, 3).expand(batch, -1, -1).clone()
+        if weights.dim() != 2 or weights.shape[1] > self.n_albedo:
+            raise InvalidInput(
+                f"albedo weights must be (B, k) with k <= {self.n_albedo}, got "
+                f"{tuple(weights.shape)}"
+            )
         k = weights.shape[1]
         mat = self.albedo_basis[:k].reshape(k, V3).to(weights.dtype)
         out = torch.addmm(self.albedo_mean.reshape(1, V3).to(weights.dtype), weights, mat)
