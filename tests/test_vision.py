@@ -382,3 +382,21 @@ def test_dlib_cnn_detector_on_small_image(dlib_detector):
         from facelab.vision import DlibDetector
 
         DlibDetector(DlibConfig(method="sift"))
+
+
+def test_read_ljson_menpo_convention(tmp_path):
+    import json
+
+    # menpo stores (y, x), 0-based
+    doc = {
+        "version": 3,
+        "groups": {"LJSON": {"labels": [], "landmarks": {"points": [[10.0, 20.0], [30.0, 5.0]]}}},
+    }
+    (tmp_path / "a.ljson").write_text(json.dumps(doc))
+    pts = ibug68.read_ljson(tmp_path / "a.ljson")
+    torch.testing.assert_close(pts, torch.tensor([[20.5, 10.5], [5.5, 30.5]], dtype=torch.float64))
+    (tmp_path / "bad.ljson").write_text("{}")
+    from facelab.errors import ModelFormatError
+
+    with pytest.raises(ModelFormatError):
+        ibug68.read_ljson(tmp_path / "bad.ljson")

@@ -59,6 +59,26 @@ def read_pts(path: str | os.PathLike) -> torch.Tensor:
     return torch.from_numpy(pts - 0.5)
 
 
+def read_ljson(path: str | os.PathLike, group: str | None = None) -> torch.Tensor:
+    """Read menpo's ``.ljson`` landmarks (versions 2/3) -> ``(N, 2)`` float64, facelab coords.
+
+    menpo stores image points 0-based as ``(y, x)``; this returns ``(x + 0.5, y + 0.5)``.
+    ``group`` selects a landmark group (default: the first).
+    """
+    import json
+
+    try:
+        d = json.loads(Path(path).read_text())
+        groups = d["groups"] if "groups" in d else {"default": d}
+        g = groups[group] if group is not None else next(iter(groups.values()))
+        pts = np.array(g["landmarks"]["points"], dtype=np.float64)
+    except (ValueError, KeyError, StopIteration, TypeError) as e:
+        raise ModelFormatError(f"{path}: not a menpo .ljson landmark file ({e})") from None
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ModelFormatError(f"{path}: expected 2-D points, got shape {pts.shape}")
+    return torch.from_numpy(pts[:, ::-1] + 0.5)
+
+
 def write_pts(path: str | os.PathLike, landmarks: torch.Tensor) -> Path:
     """Write ``(N, 2)`` facelab-coordinate landmarks as a 1-based iBUG ``.pts`` file."""
     pts = landmarks.detach().cpu().double().numpy() + 0.5
@@ -113,6 +133,7 @@ __all__ = [
     "RIGHT_EYE",
     "interocular_distance",
     "landmark_nme",
+    "read_ljson",
     "read_pts",
     "write_pts",
 ]
