@@ -449,3 +449,58 @@ def test_backgrounds_and_sensor():
     q100 = jpeg_roundtrip(smooth, 100)
     q10 = jpeg_roundtrip(smooth, 10)
     assert (q100 - smooth).abs().mean() < (q10 - smooth).abs().mean()
+
+
+# ----------------------------------------------------------------------------- real models
+
+
+@pytest.mark.slow
+def test_ict_face_eyes_and_mouth_are_painted_into_the_holes(with_shared_data):
+    from facelab.models import load
+
+    m = load("ict-face")
+    kw = {
+        "image_size": 96,
+        "yaw_range": (0.0, 0.0),
+        "pitch_range": (0.0, 0.0),
+        "roll_range": (0.0, 0.0),
+    }
+    r0 = WorldRenderer(WorldConfig(realism=0.0, **kw), m)
+    r1 = WorldRenderer(WorldConfig(realism=0.0, eyes_teeth=True, **kw), m)
+    b = r0.sample([0], 1)
+    a0, a1 = r0.render(b), r1.render(b)
+    # the eye openings are holes in the face mesh: background at realism 0, painted eyes after
+    gained = a1["mask"] & ~a0["mask"]
+    assert gained.sum() > 10
+    assert not (a1["mask_skin"] & gained).any()
+    assert torch.equal(a1["mask_face"] & gained, gained)
+    eye = a1["landmarks2d"][0, 36:48]
+    ii, jj = torch.nonzero(gained[0], as_tuple=True)
+    near = torch.cdist(torch.stack([jj, ii], 1).float() + 0.5, eye).min(1).values
+    assert (near < 6).float().mean() > 0.8  # the new pixels are at the eyes (or mouth)
+
+
+@pytest.mark.slow
+def test_ict_full_model_renders_eyeballs_and_teeth(with_shared_data):
+    from facelab.models import load
+
+    m = load("ict")
+    cfg = WorldConfig(
+        image_size=96, realism=1.0, noise=0.0, blur=0.0, jpeg_quality=None, background="none"
+    )
+    r = WorldRenderer(cfg, m)
+    assert "eye_extras" not in r.model.regions  # the transparent overlays are dropped
+    out = r([0], 2)
+    from facelab.world.render import PARTS
+
+    frags_part = r.part_faces
+    assert int((frags_part == PARTS["eyeballs"]).sum()) > 0
+    lm = out["landmarks2d"][0]
+    assert out["landmarks_visible"][0, 36:48].any()
+    # the pupil is dark: the darkest pixel near each visible eye is much darker than the skin
+    img = out["image"][0]
+    skin = img[:, out["mask_skin"][0]].mean()
+    for eye in (lm[36:42], lm[42:48]):
+        c = eye.mean(0).round().long()
+        patch = img[:, c[1] - 3 : c[1] + 4, c[0] - 3 : c[0] + 4]
+        assert patch.mean(0).min() < 0.5 * skin

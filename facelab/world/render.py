@@ -65,6 +65,16 @@ from .scene import SceneSample, sample_scene
 from .seeding import generator_for
 from .sensor import apply_blur, apply_noise, jpeg_roundtrip
 
+PARTS = {"eyeballs": 1, "teeth": 2, "gums_tongue": 3, "mouth_socket": 4, "eye_sockets": 5}
+"""Model regions with their own procedural albedo (where the model has the geometry)."""
+PART_COLORS = {
+    2: (0.86, 0.82, 0.72),  # teeth
+    3: (0.62, 0.22, 0.22),  # gums and tongue
+    4: (0.28, 0.07, 0.06),  # mouth socket
+    5: (0.45, 0.22, 0.2),  # eye sockets (inner lids)
+}
+PART_SPECULAR = {1: (5.0, 0.12), 2: (2.0, 0.3)}
+"""Per part: (specular strength multiplier, roughness) — wet eyes, enamel."""
 IRIS_COLORS = ((0.25, 0.13, 0.06), (0.12, 0.07, 0.04), (0.22, 0.32, 0.45), (0.24, 0.30, 0.18))
 
 
@@ -127,6 +137,10 @@ class WorldRenderer:
             from ..models import load
 
             model = load(config.model)
+        if "eye_extras" in model.regions and bool(model.regions["eye_extras"].any()):
+            # ICT's lacrimal fluid / eye blend / occlusion / lashes are alpha-blended overlays
+            # in the original renderer; opaque they would hide the eyes, so the world drops them.
+            model = model.restrict(~model.regions["eye_extras"], name=f"{model.name}-world")
         self.model = model
         dt = model.dtype
         self.dtype = dt
@@ -141,6 +155,16 @@ class WorldRenderer:
         self.face_faces = face_region[faces].all(1)
         self.skin_faces = (skin_region & ~non_skin)[faces].all(1) & self.face_faces
         self.has_eyeballs = "eyeballs" in model.regions and bool(model.regions["eyeballs"].any())
+        part_v = torch.zeros(V, dtype=torch.long)
+        for name, k in PARTS.items():
+            if name in model.regions:
+                part_v[model.regions[name]] = k
+        self.part_faces = part_v[faces].amax(1)  # (F,) 0 = skin/head
+        self.has_parts = bool((self.part_faces > 0).any())
+        if self.has_eyeballs:
+            eye = torch.nonzero(model.regions["eyeballs"]).squeeze(1)
+            self.eye_left = eye[model.mean[eye, 0] > 0]
+            self.eye_right = eye[model.mean[eye, 0] <= 0]
         if model.landmarks is None or model.landmarks.numel() != 68:
             from ..errors import InvalidInput
 
@@ -438,7 +462,8 @@ class WorldRenderer:
                 img = lam.image.permute(0, 2, 3, 1).contiguous()
             else:
                 # The same geometry as Renderer.render (pose, near, back-face culling).
-                verts = pose_to_camera(model.vertices(P), P.rotation, P.translation)
+                mverts = model.vertices(P)
+                verts = pose_to_camera(mverts, P.rotation, P.translation)
                 frags = rasterize(
                     project_depth(verts, K), model.faces, (H, W), near=1e-3, cull_backfaces=True
                 )
@@ -447,8 +472,11 @@ class WorldRenderer:
                 bidx = frags.batch_index
                 x = interpolate_packed(verts, frags)  # (Np, 3)
                 rho, uv = self._albedo_at(batch, frags)  # (Np, 3), (Np, 2) | None
+                part = None
+                if kn.eyes_teeth and self.has_parts:
+                    rho, part = self._part_albedo(batch, frags, mverts, rho)
                 shade = _sh_packed(n, P.light, bidx)  # (Np, 3)
-                color = self._effects(batch, kn, frags, verts, n, x, uv, rho, shade, bidx)
+                color = self._effects(batch, kn, frags, verts, vn, n, x, uv, rho, shade, bidx, part)
                 img = torch.zeros(B * H * W, 3, dtype=dt)
                 img[frags.pix] = color
                 img = img.view(B, H, W, 3)
@@ -547,7 +575,39 @@ class WorldRenderer:
         vc = args["vertex_colors"]
         return interpolate_packed(vc if vc.dim() == 3 else vc[None], frags), None
 
-    def _effects(self, batch, kn, frags, verts, n, x, uv, rho, shade, bidx) -> torch.Tensor:
+    def _part_albedo(self, batch, frags, mverts, rho):
+        """Procedural albedo of eyeballs (sclera, iris, pupil, limbal ring), teeth, gums,
+        tongue and mouth socket where the model has that geometry: ``(rho', part (Np,))``.
+
+        The eyeball pattern is a function of the angle ``theta`` between the model-space
+        direction from the eyeball's centre and the gaze axis +z: iris for ``theta < 30 deg``,
+        pupil for ``theta < 11 deg``, a darker limbal ring at the iris border.
+        """
+        dt = rho.dtype
+        part = self.part_faces[frags.face]
+        rho = rho.clone()
+        for k, c in PART_COLORS.items():
+            rho = torch.where((part == k)[:, None], rho.new_tensor(c), rho)
+        eye = part == 1
+        if self.has_eyeballs and bool(eye.any()):
+            bidx = frags.batch_index[eye]
+            p = interpolate_packed(mverts, frags)[eye]  # model space
+            cl = mverts[:, self.eye_left].mean(1)[bidx]
+            cr = mverts[:, self.eye_right].mean(1)[bidx]
+            c = torch.where((p[:, 0] > 0)[:, None], cl, cr)
+            cosang = F.normalize(p - c, dim=-1)[:, 2]
+            theta = torch.acos(cosang.clamp(-1, 1)) * (180.0 / math.pi)
+            sclera = rho.new_tensor([0.86, 0.81, 0.77])
+            iris = batch.iris[bidx].to(dt) * (0.55 + 0.45 * (theta / 30.0).clamp(0, 1))[:, None]
+            col = torch.where((theta < 30.0)[:, None], iris, sclera.expand_as(iris))
+            col = torch.where(((theta > 27.0) & (theta < 31.0))[:, None], col * 0.45, col)
+            col = torch.where((theta < 11.0)[:, None], torch.full_like(col, 0.02), col)
+            rho[eye] = col
+        return rho, part
+
+    def _effects(
+        self, batch, kn, frags, verts, vn, n, x, uv, rho, shade, bidx, part=None
+    ) -> torch.Tensor:
         """The richer image model on packed pixels (formulas in the module docstring)."""
         B = batch.batch_size
         H = W = self.config.image_size
@@ -571,7 +631,7 @@ class WorldRenderer:
             e = (1 - k_ss) * cos.clamp_min(0)[:, None] + k_ss * wrap_diffuse(cos, 0.5)
             if k_sh > 0:
                 vis_v = directional_visibility(
-                    verts, self.model.faces, batch.key_dir, size=self.shadow_map_size
+                    verts, self.model.faces, batch.key_dir, size=self.shadow_map_size, normals=vn
                 )
                 vis = interpolate_packed(vis_v[..., None], frags)[:, 0].clamp(0, 1)
                 e = e * (1 - k_sh * (1 - vis))[:, None]
@@ -595,6 +655,11 @@ class WorldRenderer:
                 rmap = _sample_uv(batch.roughness_map, uv, bidx)
             rough = (batch.roughness[bidx] * (0.7 + 0.6 * rmap[:, 0])).clamp(0.15, 0.95)
             ks = batch.specular[bidx] * (1.4 - 0.8 * rmap[:, 0])
+            if part is not None:
+                for k, (mult, r) in PART_SPECULAR.items():
+                    sel = part == k
+                    ks = torch.where(sel, ks * mult, ks)
+                    rough = torch.where(sel, torch.full_like(rough, r), rough)
             lobe = blinn_phong(n, v, ldir, shininess_from_roughness(rough))
             if vis is not None:
                 lobe = lobe * (1 - k_sh * (1 - vis))
