@@ -132,7 +132,7 @@ def test_unknown_suffix_and_missing_named_model(tmp_path, monkeypatch):
     with pytest.raises(ModelFormatError, match="unknown model file type"):
         load(p)
     monkeypatch.setenv("FACELAB_DATA", str(tmp_path))
-    with pytest.raises(AssetMissing, match="bfm2009"):
+    with pytest.raises(AssetMissing, match="bfm2009.*register and download"):
         load("bfm2009")
 
 

@@ -143,13 +143,23 @@ def _clone(model: MorphableModel) -> MorphableModel:
 
 def _need(name: str) -> Path:
     p = _probe(name)
-    if p is None:
-        asset, rel = _MODELS[name][3]  # type: ignore[misc]
+    if p is not None:
+        return p
+    asset, rel = _MODELS[name][3]  # type: ignore[misc]
+    from .. import data
+
+    if asset in data.registry():
         from ._files import asset_file
 
-        asset_file(asset, rel)  # raises AssetMissing with instructions
-        raise AssetMissing(f"model {name!r} not found")  # pragma: no cover
-    return p
+        return asset_file(asset, rel)  # raises AssetMissing with fetch instructions
+    title, source, lic, _ = _MODELS[name]
+    where = "\n".join(f"    {d / asset / rel}" for d in data.data_dirs())
+    raise AssetMissing(
+        f"model {name!r} ({title}) is not installed and facelab cannot download it: "
+        f"register and download it from {source} ({lic}), then save it as one of:\n{where}\n"
+        f"  (set FACELAB_DATA to a folder holding {asset}/{rel}), or pass the file's path to "
+        "facelab.models.load(path)."
+    )
 
 
 def load(name_or_path: str | os.PathLike, **kw: Any) -> MorphableModel:

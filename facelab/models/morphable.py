@@ -366,6 +366,11 @@ class MorphableModel:
                 raise InvalidInput(
                     f"{nm} must be (B={B}, K) , got {tuple(getattr(w, 'shape', ()))}"
                 )
+            if w.device != basis.device:
+                raise InvalidInput(
+                    f"{nm} weights are on {w.device} but model {self.name!r} is on "
+                    f"{basis.device}; call model.to(device)"
+                )
             k = w.shape[1]
             if k > basis.shape[0]:
                 raise InvalidInput(
