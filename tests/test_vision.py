@@ -400,3 +400,38 @@ def test_read_ljson_menpo_convention(tmp_path):
 
     with pytest.raises(ModelFormatError):
         ibug68.read_ljson(tmp_path / "bad.ljson")
+
+
+def _png16(a: np.ndarray) -> bytes:
+    """A minimal 16-bit PNG encoder (filter 0), to test full-precision colour decoding."""
+    import struct
+    import zlib
+
+    h, w, c = a.shape
+    raw = b"".join(b"\x00" + a[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_png_keeps_full_precision(tmp_path, channels):
+    pytest.importorskip("cv2")
+    a = (np.arange(4 * 5 * channels).reshape(4, 5, channels) * 997 + 3).astype(np.uint16)
+    if channels == 4:
+        a[..., 3] = 65535  # opaque
+    p = tmp_path / "c16.png"
+    p.write_bytes(_png16(a))
+    img = load_image(p)
+    assert img.bit_depth == 16 and img.size == (4, 5)
+    np.testing.assert_allclose(
+        img.tensor[0].permute(1, 2, 0).numpy(), a[..., :3] / 65535.0, atol=1e-7
+    )

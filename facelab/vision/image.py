@@ -15,7 +15,8 @@ What is normalised, and how:
   ``background`` (white by default): :math:`c = \\alpha c_{fg} + (1 - \\alpha) c_{bg}`;
   the alpha channel is kept in :attr:`Image.alpha`.
 * **16-bit** images are scaled by :math:`1/65535` (8-bit by :math:`1/255`), without
-  rounding them to 8 bits first.
+  rounding them to 8 bits first. (16-bit *colour* PNGs are decoded with OpenCV when it is
+  installed, since Pillow keeps only their high bytes; without OpenCV they load at 8 bits.)
 * **Palette** images are expanded through their palette.
 
 Unreadable, empty or non-image files raise :class:`~facelab.errors.ImageReadError` with
@@ -240,9 +241,71 @@ def _open_bytes(data: bytes, source: str, background, max_pixels: int | None) ->
             ) from None
         except (OSError, ValueError, SyntaxError) as e:
             raise ImageReadError(f"{source}: cannot read image ({e})") from None
+        if _is_png_16bit_color(data):
+            hi = _decode_16bit_color(data, img, background, source, max_pixels)
+            if hi is not None:
+                return hi
         return _from_pil(img, background, source, max_pixels)
     finally:
         PILImage.MAX_IMAGE_PIXELS = old
+
+
+def _is_png_16bit_color(data: bytes) -> bool:
+    """PNG with 16 bits per channel and colour type RGB (2) or RGBA (6)."""
+    return (
+        data[:8] == b"\x89PNG\r\n\x1a\n"
+        and len(data) > 26
+        and data[24] == 16
+        and data[25] in (2, 6)
+    )
+
+
+def _orient(a: np.ndarray, o: int) -> np.ndarray:
+    """Apply EXIF orientation ``o`` to an ``(H, W, C)`` array (as PIL's exif_transpose)."""
+    if o == 2:
+        return a[:, ::-1]
+    if o == 3:
+        return a[::-1, ::-1]
+    if o == 4:
+        return a[::-1]
+    if o == 5:
+        return a.transpose(1, 0, 2)
+    if o == 6:
+        return np.rot90(a, -1)
+    if o == 7:
+        return a.transpose(1, 0, 2)[::-1, ::-1]
+    if o == 8:
+        return np.rot90(a, 1)
+    return a
+
+
+def _decode_16bit_color(data: bytes, img, background, source: str, max_pixels: int | None):
+    """Full-precision decode of 16-bit RGB(A) PNGs (Pillow keeps only 8 bits of these).
+
+    Uses OpenCV when it is installed; returns ``None`` otherwise (the caller then falls
+    back to Pillow's 8-bit decode).
+    """
+    try:
+        import cv2
+    except ImportError:
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        return None
+    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+        raise ImageReadError(
+            f"{source}: {arr.shape[1]}x{arr.shape[0]} pixels exceed max_pixels={max_pixels}"
+        )
+    arr = arr[..., [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[..., ::-1]  # BGR(A) -> RGB(A)
+    try:
+        o = int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        o = 1
+    out = _from_array(np.ascontiguousarray(_orient(arr, o)), background, source)
+    out.mode = img.mode + ";16"
+    out.exif_orientation = o
+    out.stored_size = (arr.shape[0], arr.shape[1])
+    return out
 
 
 def _from_array(a: np.ndarray, background, source: str) -> Image:
