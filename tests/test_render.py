@@ -124,13 +124,14 @@ def _random_mesh(g, B=2, V=14, F=14, size=12.0):
 
 
 @pytest.mark.parametrize("cull", [False, True])
-def test_fast_matches_reference_rasterizer(cull):
+@pytest.mark.parametrize("size", [(11, 13), (26, 21)])  # small and large (> 16 px) triangles
+def test_fast_matches_reference_rasterizer(cull, size):
     g = torch.Generator().manual_seed(7)
-    v, f = _random_mesh(g)
+    v, f = _random_mesh(g, size=float(max(size)))
     v[1, :2, 2] = -0.5  # some triangles behind the camera in image 1
     v[0, 3] = (v[0, 4] + v[0, 5]) / 2  # and a degenerate one if (3,4,5) exists
-    fr = rasterize(v, f, (11, 13), cull_backfaces=cull)
-    p2f, bary, z = rasterize_reference(v, f, (11, 13), cull_backfaces=cull)
+    fr = rasterize(v, f, size, cull_backfaces=cull)
+    p2f, bary, z = rasterize_reference(v, f, size, cull_backfaces=cull)
     assert fr.mask.sum() > 40
     assert torch.equal(fr.pix_to_face, p2f)
     assert torch.allclose(fr.bary, bary, atol=1e-12)

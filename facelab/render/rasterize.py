@@ -14,9 +14,9 @@ and ``E_0 + E_1 + E_2 = A`` (twice the signed area). The **screen-space barycent
 ``l_k = E_k / A``; ``p`` is inside when all ``l_k >= 0``. A pixel centre exactly on an edge
 goes to one triangle only, by the **top-left rule** (Pineda 1988; the Direct3D rule), so
 adjacent triangles leave neither cracks nor double coverage. To make that exact in floating
-point, each edge function is evaluated with its endpoints in a canonical order (lower vertex
-index first) and then negated as needed: two triangles sharing an edge see bit-identical values
-with opposite signs.
+point, each edge function is evaluated from a canonical start point (the endpoint with the
+lower vertex index) with the edge direction negated exactly where needed: two triangles sharing
+an edge see bit-identical values with opposite signs.
 
 Attributes vary linearly in camera space, not on the screen, so the **perspective-correct
 barycentrics** and the depth are (Heckbert & Moreton 1991)
@@ -29,10 +29,12 @@ camera) are dropped whole (no clipping), as are degenerate ones (``|A|`` tiny) a
 image* (y down), i.e. ``A < 0`` in the formula above — what a model-space mesh with
 outward-facing counter-clockwise triangles becomes after :func:`~facelab.geometry.camera.pose_to_camera`.
 
-**Cost** follows the covered pixels: each triangle enumerates only the pixel centres in its
-bounding box (a vectorised ``repeat_interleave``), the inside test keeps the covered
-(pixel, triangle) pairs, and one sort of packed ``(pixel, depth)`` keys picks the nearest
-triangle per pixel. No Python loop over faces or pixels. :func:`rasterize_reference` is the
+**Cost** follows the covered pixels: each triangle tests only the pixel centres in its
+bounding box — triangles are bucketed by box size (2x2, 3x3, ... 16x16) and each bucket is one
+dense broadcast ``(triangles, box pixels)`` test; larger triangles enumerate their box with a
+``repeat_interleave`` — the inside test keeps the covered (pixel, triangle) pairs, and only
+pixels covered more than once compare depths (one sort of packed ``(pixel, depth)`` keys).
+No Python loop over faces or pixels. :func:`rasterize_reference` is the
 slow, obviously-correct twin (loops) used as a test oracle and in the book.
 
 **Gradients.** Which triangle wins is discrete (no gradient). The barycentrics and depth of
@@ -103,7 +105,7 @@ class Fragments:
 
 def signed_screen_areas(verts_screen: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """``(B, F)`` twice the signed screen area ``A = (p1-p0) x (p2-p0)`` (negative = front)."""
-    t = verts_screen[:, faces]  # (B, F, 3, 3)
+    t = _gather_tris(verts_screen, faces)  # (B, F, 3, 3)
     x, y = t[..., 0], t[..., 1]
     return (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (
         y[..., 1] - y[..., 0]
@@ -129,30 +131,40 @@ def _check_inputs(verts: torch.Tensor, faces: torch.Tensor, image_size) -> tuple
     return H, W
 
 
+def _gather_tris(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``(B, F, 3, 3)`` triangle corners: one ``index_select`` (faster than ``verts[:, faces]``)."""
+    B = verts.shape[0]
+    return verts.index_select(1, faces.reshape(-1)).view(B, faces.shape[0], 3, 3)
+
+
 def _barycentrics(
     verts: torch.Tensor, faces: torch.Tensor, batch: torch.Tensor, face: torch.Tensor, pix_xy
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Differentiable perspective-correct barycentrics ``(P, 3)`` and depth ``(P,)``.
 
     ``verts (B, V, 3)`` screen vertices; ``batch, face (P,)``; ``pix_xy = (px, py)`` pixel
-    centres ``(P,)``. Formulas in the module docstring.
+    centres ``(P,)``. Formulas in the module docstring (written out per corner: small
+    reductions and rolls are slow on CPU).
     """
     B, V, _ = verts.shape
     vidx = faces[face] + (batch * V).unsqueeze(1)  # (P, 3)
-    tri = verts.reshape(B * V, 3)[vidx]  # (P, 3, 3)
-    x, y, z = tri.unbind(-1)  # (P, 3) each
+    flat = verts.reshape(B * V, 3)
+    p0, p1, p2 = (flat.index_select(0, vidx[:, k]) for k in range(3))  # (P, 3) each
+    x0, y0, z0 = p0.unbind(1)
+    x1, y1, z1 = p1.unbind(1)
+    x2, y2, z2 = p2.unbind(1)
     px, py = pix_xy
-    x1, x2 = x.roll(-1, 1), x.roll(-2, 1)
-    y1, y2 = y.roll(-1, 1), y.roll(-2, 1)
-    E = (x2 - x1) * (py.unsqueeze(1) - y1) - (y2 - y1) * (px.unsqueeze(1) - x1)  # (P, 3)
-    area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
-    w = E / (area.unsqueeze(1) * z)  # l_k / z_k
-    inv_z = w.sum(1)
-    bary = w / inv_z.unsqueeze(1)
+    e0 = (x2 - x1) * (py - y1) - (y2 - y1) * (px - x1)
+    e1 = (x0 - x2) * (py - y2) - (y0 - y2) * (px - x2)
+    e2 = (x1 - x0) * (py - y0) - (y1 - y0) * (px - x0)
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    w0, w1, w2 = e0 / (area * z0), e1 / (area * z1), e2 / (area * z2)  # l_k / z_k
+    inv_z = w0 + w1 + w2
+    bary = torch.stack([w0, w1, w2], 1) / inv_z.unsqueeze(1)
     return bary, 1.0 / inv_z
 
 
-def _edge_table(verts: torch.Tensor, faces: torch.Tensor):
+def _edge_table(verts: torch.Tensor, faces: torch.Tensor, tri: torch.Tensor | None = None):
     """Per-face edge data in canonical order (see module docstring). No grad.
 
     Returns ``area (B, F)`` and ``edges (B, F, 3, 5)``: for edge k the signed direction
@@ -160,30 +172,94 @@ def _edge_table(verts: torch.Tensor, faces: torch.Tensor):
     ``E'_k(p) = dx (py - ay) - dy (px - ax)`` is ``>= 0`` inside and bit-exactly opposite for
     the neighbour that shares the edge.
     """
-    i1 = faces.roll(-1, 1)  # (F, 3): start vertex of edge k (k+1)
-    i2 = faces.roll(-2, 1)  # end vertex (k+2)
-    flip = i1 > i2  # canonical order = lower vertex index first
-    a_idx = torch.where(flip, i2, i1)
-    b_idx = torch.where(flip, i1, i2)
-    a = verts[:, a_idx]  # (B, F, 3, 3)
-    b = verts[:, b_idx]
-    dx = b[..., 0] - a[..., 0]
-    dy = b[..., 1] - a[..., 1]
-    ax, ay = a[..., 0], a[..., 1]
-    # E_k(p) in canonical order; the triangle-order value is -E if flip.
-    # Signed area A from the *same canonical* numbers would be inconsistent across faces, so
-    # use the direct formula for the orientation only.
-    t = verts[:, faces]
-    x, y = t[..., 0], t[..., 1]
+    if tri is None:
+        tri = _gather_tris(verts, faces)
+    x, y = tri[..., 0], tri[..., 1]  # (B, F, 3)
+    perm1 = torch.tensor([1, 2, 0], device=faces.device)  # corner k+1: start of edge k
+    perm2 = torch.tensor([2, 0, 1], device=faces.device)  # corner k+2: its end
+    x1, y1 = x.index_select(2, perm1), y.index_select(2, perm1)
+    x2, y2 = x.index_select(2, perm2), y.index_select(2, perm2)
     area = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (
         y[..., 1] - y[..., 0]
     )
-    s = torch.where(flip, -1.0, 1.0).to(verts.dtype) * torch.sign(area).unsqueeze(-1)
-    dx, dy = dx * s, dy * s  # exact sign flips
+    # Direction in triangle order times the orientation sign: x2 - x1 = -(x1 - x2) exactly,
+    # so a neighbour traversing the edge the other way gets the exact negation.
+    s = torch.sign(area).unsqueeze(-1)
+    dx, dy = (x2 - x1) * s, (y2 - y1) * s
+    # The start point must be the same for both neighbours: the lower vertex index.
+    flip = faces.index_select(1, perm1) > faces.index_select(1, perm2)  # (F, 3)
+    ax = torch.where(flip, x2, x1)
+    ay = torch.where(flip, y2, y1)
     # Top-left: inside lies to the +x of a left edge (dy < 0) or below (+y) a top edge.
     tl = (dy < 0) | ((dy == 0) & (dx > 0))
     edges = torch.stack([dx, dy, ax, ay, tl.to(verts.dtype)], -1)  # (B, F, 3, 5)
     return area, edges
+
+
+# Faces are evaluated in buckets by bounding-box size: a face whose box fits in ch x cw pixels
+# is tested on a dense (faces, ch * cw) grid by broadcasting — no per-candidate gathers. Faces
+# larger than the last bucket use a repeat_interleave enumeration of their exact box.
+_BUCKETS = ((2, 2), (3, 3), (4, 4), (6, 6), (8, 8), (16, 16))
+
+
+def _inside(t: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Top-left-rule inside test; ``t (N, >=15)`` edge columns broadcast against ``px, py``."""
+    inside = None
+    for k in range(3):
+        dx, dy, ax, ay, tl = (t[:, 5 * k + m : 5 * k + m + 1] for m in range(5))
+        e = dx * (py - ay) - dy * (px - ax)
+        ok = (e > 0) | ((e == 0) & (tl > 0))
+        inside = ok if inside is None else inside & ok
+    return inside
+
+
+def _covered_pairs(table, sel, bw, bh, H, W):
+    """All covered (face, pixel) pairs. ``table (S, 18)``: 15 edge numbers, j0, i0, w per
+    selected face ``sel (S,)`` (index into B*F); ``bw, bh (S,)`` long box sizes.
+
+    Returns ``(sf, row, col)`` long ``(M,)``: face (into B*F), pixel row and column.
+    """
+    dev = table.device
+    out_f, out_r, out_c = [], [], []
+    done = torch.zeros_like(bw, dtype=torch.bool)
+    for ch, cw in _BUCKETS:
+        m = ~done & (bw <= cw) & (bh <= ch)
+        idx = torch.nonzero(m, as_tuple=True)[0]
+        done |= m
+        if idx.numel() == 0:
+            continue
+        tb = table.index_select(0, idx)  # (Fb, 18)
+        off = torch.arange(ch * cw, device=dev)
+        oy = torch.div(off, cw, rounding_mode="floor")
+        ox = off - oy * cw
+        px = tb[:, 15:16] + (ox.to(tb.dtype) + 0.5)  # (Fb, ch*cw)
+        py = tb[:, 16:17] + (oy.to(tb.dtype) + 0.5)
+        valid = (ox < bw[idx].unsqueeze(1)) & (oy < bh[idx].unsqueeze(1))
+        r_, o_ = torch.nonzero(valid & _inside(tb, px, py), as_tuple=True)
+        out_f.append(sel[idx[r_]])
+        out_r.append(tb[r_, 16].long() + oy[o_])
+        out_c.append(tb[r_, 15].long() + ox[o_])
+    rest = torch.nonzero(~done, as_tuple=True)[0]
+    if rest.numel():
+        counts = (bw[rest] * bh[rest]).long()
+        start = torch.cumsum(counts, 0) - counts
+        cand = torch.repeat_interleave(torch.arange(rest.numel(), device=dev), counts)
+        local = torch.arange(int(counts.sum()), device=dev) - start[cand]
+        t = table.index_select(0, rest[cand])
+        w = bw[rest][cand]
+        row = torch.div(local, w, rounding_mode="floor")
+        col = local - row * w
+        row = row + t[:, 16].long()
+        col = col + t[:, 15].long()
+        ins = _inside(t, (col.to(t.dtype) + 0.5).unsqueeze(1), (row.to(t.dtype) + 0.5).unsqueeze(1))
+        k = torch.nonzero(ins[:, 0], as_tuple=True)[0]
+        out_f.append(sel[rest[cand[k]]])
+        out_r.append(row[k])
+        out_c.append(col[k])
+    if not out_f:
+        e = torch.zeros(0, dtype=torch.long, device=dev)
+        return e, e, e
+    return torch.cat(out_f), torch.cat(out_r), torch.cat(out_c)
 
 
 def rasterize(
@@ -218,9 +294,9 @@ def rasterize(
     dev, dt = verts_screen.device, verts_screen.dtype
     with torch.no_grad():
         v = verts_screen.detach()
-        area, edges = _edge_table(v, faces)  # (B, F), (B, F, 3, 5)
-        tz = v[:, faces, 2]  # (B, F, 3)
-        tx, ty = v[:, faces, 0], v[:, faces, 1]
+        tri = _gather_tris(v, faces)  # (B, F, 3, 3)
+        area, edges = _edge_table(v, faces, tri)  # (B, F), (B, F, 3, 5)
+        tx, ty, tz = tri[..., 0], tri[..., 1], tri[..., 2]
         ok = (tz > near).all(-1) & (area.abs() > eps_area) & torch.isfinite(area)
         if cull_backfaces:
             ok &= area < 0
@@ -231,53 +307,45 @@ def rasterize(
         i1 = torch.floor(ty.amax(-1) - 0.5).clamp(-1, H - 1)
         bw = (j1 - j0 + 1).clamp(min=0)
         bh = (i1 - i0 + 1).clamp(min=0)
-        n = torch.where(ok, bw * bh, torch.zeros_like(bw)).long().reshape(-1)  # (B*F,)
+        n = torch.where(ok, bw * bh, torch.zeros_like(bw)).reshape(-1)  # (B*F,)
         sel = torch.nonzero(n, as_tuple=True)[0]  # faces with candidates, (b, f) order
-        counts = n[sel]
-        total = int(counts.sum()) if counts.numel() else 0
-        if total == 0:
+        if sel.numel() == 0:
             return _empty_fragments(verts_screen, faces, B, H, W)
-        # Per-face table, gathered once per candidate: 15 edge numbers, j0, i0, bw.
         table = torch.cat(
             [edges.reshape(B * F, 15), j0.reshape(-1, 1), i0.reshape(-1, 1), bw.reshape(-1, 1)], 1
-        )[sel]  # (S, 18)
-        start = torch.cumsum(counts, 0) - counts
-        cand = torch.repeat_interleave(torch.arange(sel.numel(), device=dev), counts)  # (N,)
-        local = torch.arange(total, device=dev) - start[cand]
-        t = table[cand]  # (N, 18)
-        bwc = t[:, 17].long()
-        row = torch.div(local, bwc, rounding_mode="floor")
-        col = local - row * bwc
-        row = row + t[:, 16].long()
-        col = col + t[:, 15].long()
-        py = row.to(dt) + 0.5
-        px = col.to(dt) + 0.5
-        inside = torch.ones_like(px, dtype=torch.bool)
-        for k in range(3):
-            dx, dy, ax, ay, tl = (t[:, 5 * k + m] for m in range(5))
-            e = dx * (py - ay) - dy * (px - ax)
-            inside &= (e > 0) | ((e == 0) & (tl > 0))
-        keep = torch.nonzero(inside, as_tuple=True)[0]
-        if keep.numel() == 0:
+        ).index_select(0, sel)  # (S, 18)
+        sf, row, col = _covered_pairs(
+            table, sel, bw.reshape(-1)[sel].long(), bh.reshape(-1)[sel].long(), H, W
+        )
+        if sf.numel() == 0:
             return _empty_fragments(verts_screen, faces, B, H, W)
-        sf = sel[cand[keep]]  # (M,) index into B*F
         bidx = torch.div(sf, F, rounding_mode="floor")
-        fidx = sf - bidx * F
-        pxk, pyk = px[keep], py[keep]
-        pix = bidx * (H * W) + row[keep] * W + col[keep]
-        # Depth of each covered pair (no grad), then nearest per pixel via one sort.
-        _, zk = _barycentrics(v, faces, bidx, fidx, (pxk, pyk))
-        zmin, zmax = zk.min(), zk.max()
-        q = ((zk - zmin) / (zmax - zmin).clamp_min(1e-30) * (2**30)).long().clamp(0, 2**30)
-        key = pix * (2**31) + q
-        key_sorted, order = torch.sort(key, stable=True)
-        pix_sorted = torch.div(key_sorted, 2**31, rounding_mode="floor")
-        first = torch.ones_like(pix_sorted, dtype=torch.bool)
-        first[1:] = pix_sorted[1:] != pix_sorted[:-1]
-        win = order[first]
-        pix_w = pix_sorted[first]
-        b_w, f_w = bidx[win], fidx[win]
-        px_w, py_w = pxk[win], pyk[win]
+        pix = bidx * (H * W) + row * W + col
+        # z-buffer: most covered pixels have one candidate; only pixels with several need
+        # their depths compared (one sort of packed (pixel, depth) keys).
+        N = B * H * W
+        count = torch.bincount(pix, minlength=N)
+        owner = torch.full((N,), -1, dtype=torch.long, device=dev)
+        single = torch.nonzero(count[pix] == 1, as_tuple=True)[0]
+        owner[pix[single]] = single
+        multi = torch.nonzero(count[pix] > 1, as_tuple=True)[0]
+        if multi.numel():
+            bm, fm = bidx[multi], sf[multi] - bidx[multi] * F
+            pm = pix[multi]
+            xy = ((col[multi].to(dt) + 0.5), (row[multi].to(dt) + 0.5))
+            _, zk = _barycentrics(v, faces, bm, fm, xy)
+            zmin, zmax = zk.min(), zk.max()
+            q = ((zk - zmin) / (zmax - zmin).clamp_min(1e-30) * (2**30)).long().clamp(0, 2**30)
+            key_sorted, order = torch.sort(pm * (2**31) + q, stable=True)
+            pix_sorted = torch.div(key_sorted, 2**31, rounding_mode="floor")
+            first = torch.ones_like(pix_sorted, dtype=torch.bool)
+            first[1:] = pix_sorted[1:] != pix_sorted[:-1]
+            owner[pix_sorted[first]] = multi[order[first]]
+        pix_w = torch.nonzero(owner >= 0, as_tuple=True)[0]  # ascending
+        win = owner[pix_w]
+        b_w = bidx[win]
+        f_w = sf[win] - b_w * F
+        px_w, py_w = col[win].to(dt) + 0.5, row[win].to(dt) + 0.5
     # Differentiable barycentrics and depth of the winners.
     bary_p, z_p = _barycentrics(verts_screen, faces, b_w, f_w, (px_w, py_w))
     pix_to_face = torch.full((B * H * W,), -1, dtype=torch.long, device=dev)
