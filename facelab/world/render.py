@@ -225,7 +225,7 @@ class WorldRenderer:
                 bg = sample_background((H, W), gb, kn.background, self._bank)
             bgs.append(bg)
             noises.append(
-                torch.randn(3, H, W, generator=gn, dtype=torch.float64).float()
+                torch.randn(3, H, W, generator=gn)
                 if kn.noise > 0
                 else None
             )
@@ -362,7 +362,7 @@ class WorldRenderer:
                 bg = sample_background((H, W), gb, kn.background, self._bank)
             bgs.append(bg)
             noises.append(
-                torch.randn(3, H, W, generator=gn, dtype=torch.float64).float()
+                torch.randn(3, H, W, generator=gn)
                 if kn.noise > 0
                 else None
             )
