@@ -102,7 +102,8 @@ def write_bfm2009(path: Path) -> dict:
 # /expression/model/..., /color/model/... (mean in [0,1]); millimetres.
 
 
-def write_bfm2017(path: Path) -> dict:
+def write_bfm2017(path: Path, prescaled: bool = False) -> dict:
+    """``prescaled``: store ``pcaBasis`` already multiplied by sqrt(variance) (some exports)."""
     import h5py
 
     verts, faces = grid_mesh(scale=50.0)
@@ -113,7 +114,7 @@ def write_bfm2017(path: Path) -> dict:
     evar = np.array([9.0, 1.0])
     with h5py.File(path, "w") as f:
         f["shape/model/mean"] = verts.reshape(-1).astype(np.float32)
-        f["shape/model/pcaBasis"] = pc.astype(np.float32)
+        f["shape/model/pcaBasis"] = (pc * np.sqrt(var) if prescaled else pc).astype(np.float32)
         f["shape/model/pcaVariance"] = var.astype(np.float32)
         f["shape/representer/points"] = verts.T.astype(np.float32)
         f["shape/representer/cells"] = faces.T.astype(np.uint32)

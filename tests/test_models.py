@@ -81,6 +81,15 @@ def test_posed_vertices_convention():
     torch.testing.assert_close(cam, want, atol=1e-12, rtol=0)
     v = pose_points(m.mean[None], p.rotation, p.translation)[0]
     torch.testing.assert_close(v, cam)
+    # batched: each face gets its own pose
+    q = FaceParams.zeros(m, 2)
+    q.rotation = torch.tensor([[0.0, 0.0, 0.0], [0.0, math.pi / 2, 0.0]], dtype=torch.float64)
+    q.translation = p.translation.expand(2, 3).clone()
+    both = m.posed_vertices(q)
+    torch.testing.assert_close(both[1], cam)
+    torch.testing.assert_close(
+        both[0], m.mean * torch.tensor([1.0, -1.0, -1.0]).double() + q.translation[0]
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -112,3 +112,44 @@ def test_ict_cache_round_trip(ict, with_shared_data, tmp_path, monkeypatch):
     assert m.name == "ict-face" and m.n_vertices == 11248
     r = MorphableModel.load(cp)
     assert torch.equal(r.identity_basis, ict.identity_basis)
+
+
+def test_cache_key_tracks_size_and_mtime(tmp_path):
+    from facelab.models.ict import cache_key
+
+    a, b = tmp_path / "a.obj", tmp_path / "b.obj"
+    a.write_text("v 0 0 0\n")
+    b.write_text("v 1 1 1\n")
+    k0 = cache_key([a, b])
+    assert k0 == cache_key([a, b]) and len(k0) == 16
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 10**9))
+    k1 = cache_key([a, b])
+    assert k1 != k0
+    b.write_text("v 1 1 1 \n")  # size change
+    assert cache_key([a, b]) != k1
+
+
+def test_read_obj_vertices_plain_gz_and_errors(tmp_path):
+    import gzip
+
+    import numpy as np
+
+    from facelab.errors import ModelFormatError
+    from facelab.models._files import read_obj_vertices
+
+    text = "# c\nmtllib x.mtl\nv 1 2 3\nv -4.5 5e-1 6\nvt 0 0\nf 1/1 2/1 1/1\n"
+    p = tmp_path / "m.obj"
+    p.write_text(text)
+    q = tmp_path / "m.obj.gz"
+    q.write_bytes(gzip.compress(text.encode()))
+    want = np.array([[1, 2, 3], [-4.5, 0.5, 6]])
+    np.testing.assert_array_equal(read_obj_vertices(p), want)
+    np.testing.assert_array_equal(read_obj_vertices(q), want)
+    bad = tmp_path / "bad.obj"
+    bad.write_text("v 1 2 3 0.5 0.5 0.5\nv 1 2 3 0.5 0.5 0.5\n")
+    with pytest.raises(ModelFormatError, match="expected 3 coordinates"):
+        read_obj_vertices(bad)
+    none = tmp_path / "none.obj"
+    none.write_text("# nothing\n")
+    with pytest.raises(ModelFormatError, match="no vertices"):
+        read_obj_vertices(none)

@@ -56,9 +56,10 @@ def test_bfm2009_bad_file(tmp_path):
         load(p)
 
 
-def test_bfm2017_fixture(tmp_path):
+@pytest.mark.parametrize("prescaled", [False, True])
+def test_bfm2017_fixture(tmp_path, prescaled):
     p = tmp_path / "model2017-1_bfm_nomouth.h5"
-    ref = write_bfm2017(p)
+    ref = write_bfm2017(p, prescaled=prescaled)
     m = load(p)
     assert m.name == "bfm2017" and m.expression_kind == "pca" and m.n_expression == 2
     np.testing.assert_allclose(m.mean.numpy(), ref["verts"], rtol=1e-5, atol=1e-4)
