@@ -13,8 +13,8 @@ from pathlib import Path
 REQUIRED_STATIC = ["plotly.min.js", "require.js", "embed-amd.js", "mathjax/tex-chtml.js"]
 CDN = re.compile(r"""<script[^>]+src=["']https?://[^"']+["']""")
 # pages that must contain at least one plotly figure / one embedded widget
-MUST_HAVE_PLOTLY = ["chapters/00_first_look.html"]
-MUST_HAVE_WIDGET = ["chapters/00_first_look.html"]
+MUST_HAVE_PLOTLY = ["chapters/00_first_look.html", "chapters/01_faces_as_data.html"]
+MUST_HAVE_WIDGET = ["chapters/00_first_look.html", "chapters/01_faces_as_data.html"]
 
 
 def check_book(html_dir: Path) -> list[str]:
