@@ -100,7 +100,7 @@ def test_fan_flip_averaging_uses_the_mirror_permutation():
 def test_fan_real_network_random_weights_stub_loader():
     fa = pytest.importorskip("face_alignment.models")
     torch.manual_seed(0)
-    ref = fa.FAN(1)
+    ref = fa.FAN(4)  # the released architecture (4 stacked hourglasses), random weights
     requested = []
 
     def loader(name):
@@ -109,11 +109,11 @@ def test_fan_real_network_random_weights_stub_loader():
 
     s = samples.astronaut()
     det = FANDetector(
-        network_size=1,
+        network_size=4,
         weights_loader=loader,
         box_detector=_Boxes(torch.tensor([179.0, 83.0, 267.0, 171.0])),
     )
-    assert requested == ["2DFAN-1"]
+    assert requested == ["2DFAN-4"]
     lm, scores, lm3 = det.landmarks_in_boxes(s.image, [torch.tensor([179.0, 83.0, 267.0, 171.0])])
     assert lm.shape == (1, 68, 2) and scores.shape == (1, 68) and lm3 is None
     assert torch.isfinite(lm).all()

@@ -197,6 +197,10 @@ def test_identity_encoder_end_to_end_separates_people(dlib_env):
     assert img.grad is not None and float(img.grad.abs().sum()) > 0
     with pytest.raises(InvalidInput):
         load_identity_encoder("nope")
+    # detect + embed in one call, image shared by all faces of a photo
+    with torch.no_grad():
+        e_photo, faces = enc.embed_photo(samples.astronaut().image)
+    assert len(faces) == 1 and float(enc.distance(e_photo, E[:1])[0]) < 1e-4
 
 
 def test_wrong_dlib_file_is_rejected(dlib_env, tmp_path):

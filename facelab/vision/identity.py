@@ -76,6 +76,20 @@ class IdentityEncoder(nn.Module, abc.ABC):
         """Photo ``(1|B, 3, H, W)`` + landmarks ``(B, 68, 2)`` -> embeddings ``(B, D)``."""
         return self.embed_crops(self.align(image, landmarks, matrix).image)
 
+    def embed_photo(self, image, detector="dlib", policy: str | int = "largest"):
+        """Detect faces in a photo (anything ``load_image`` takes) and embed them.
+
+        Returns ``(embeddings (N, D), faces)`` for the faces chosen by ``policy``
+        (see :func:`~facelab.vision.detect.select_faces`); raises ``NoFaceFound``.
+        """
+        from .detect import detect_faces
+        from .image import load_image
+
+        img = load_image(image)
+        faces = detect_faces(img, detector, policy)
+        lm = torch.stack([f.landmarks for f in faces])
+        return self.embed(img.tensor, lm), faces
+
     def features(
         self, image: torch.Tensor, landmarks: torch.Tensor, matrix: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
