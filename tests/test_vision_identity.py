@@ -212,6 +212,11 @@ def test_wrong_dlib_file_is_rejected(dlib_env, tmp_path):
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFormatError):
         load_dlib_face_resnet(bad)
+    # other dlib files: the MMOD CNN detector (another DNN) and a shape predictor (not a DNN)
+    with pytest.raises(ModelFormatError, match="loss_mmod"):
+        load_dlib_face_resnet(dlib_model_path("mmod_human_face_detector.dat"))
+    with pytest.raises(ModelFormatError):
+        load_dlib_face_resnet(dlib_model_path("shape_predictor_5_face_landmarks.dat"))
 
 
 # --------------------------------------------------------------------------------------
