@@ -327,6 +327,7 @@ def test_shard_cache_roundtrip(tmp_path, model):
     assert (tmp_path / "shard_00000.npz").stat().st_mtime_ns == mtime
     with pytest.raises(IndexError):
         cache[5]
+    assert len(ds.cache(tmp_path, shard_size=2, progress=False)) == 5
     with pytest.raises(InvalidInput, match="not a world cache"):
         ShardDataset(tmp_path / "nothing")
 
@@ -359,6 +360,7 @@ def test_cli_world_sample(tmp_path):
     )
     gt = json.loads((tmp_path / "a" / "gt.json").read_text())
     assert len(gt["views"]) == 1 and (tmp_path / "a" / "image.png").is_file()
+    assert gt["albedo_texture"] == "albedo.png" and (tmp_path / "a" / "albedo.png").is_file()
     args = [
         "world",
         "sample",

@@ -5,7 +5,7 @@
 ``S`` at ``N x N`` pixels and writes into ``DIR`` the image (``image.png``), ``gt.json``
 (parameters, camera, 2D/3D landmarks with visibility, lights; schema in
 :mod:`facelab.world.io`) and ``depth.png`` (16-bit), ``normals.png``, ``mask_face.png``,
-``mask_skin.png``. ``--views K`` (K > 1) renders the same person from K cameras: files get a
+``mask_skin.png`` and the UV albedo texture ``albedo.png``. ``--views K`` (K > 1) renders the same person from K cameras: files get a
 ``_k`` suffix and ``gt.json`` has one entry per view. ``--count C`` writes samples
 ``I .. I+C-1`` into ``DIR/000000/``, ``DIR/000001/``, ...
 
@@ -44,7 +44,9 @@ def _sample(args: argparse.Namespace) -> int:
     if args.views < 1:
         raise InvalidInput(f"--views must be >= 1, got {args.views}")
     cfg = _config(args)
-    ds = WorldDataset(cfg, length=args.index + args.count, seed=args.seed, views=args.views)
+    ds = WorldDataset(
+        cfg, length=args.index + args.count, seed=args.seed, views=args.views, include_albedo=True
+    )
     out = Path(args.out)
     rows = []
     for k in range(args.count):

@@ -14,6 +14,7 @@ Files of one view (``suffix`` is ``""`` for a single view, ``"_k"`` for view ``k
     image_size                                [H, W]
     params       {identity, expression, rotation, translation, light, focal}  (FaceParams,
                  no batch dim; shared by all views except rotation/translation/light)
+    albedo_texture  "albedo.png" when the sample carries its UV albedo (the CLI writes it)
     views        one entry per view (a single-view sample has exactly one):
       camera     {K (3x3), R (3x3, model -> camera incl. diag(1,-1,-1)), t (3), focal, ypr_deg}
       rotation, translation, light (9x3), environment_sh (9x3), key_dir, key_color
@@ -70,10 +71,13 @@ def decode_depth(arr: np.ndarray, near: float, far: float) -> np.ndarray:
     return np.where(a > 0, near + (a - 1) / 65534.0 * (far - near), 0.0)
 
 
+def _rgb8(img: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8."""
+    return (img.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
 def _view_files(sample: dict[str, torch.Tensor], out: Path, suffix: str) -> dict[str, Any]:
-    img = (sample["image"].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(
-        np.uint8
-    )
+    img = _rgb8(sample["image"])
     files = {
         "image": f"image{suffix}.png",
         "depth": f"depth{suffix}.png",
@@ -152,6 +156,9 @@ def save_sample(
         },
         "views": [_view_files(v, out, s) for v, s in zip(views, suffixes)],
     }
+    if "albedo_texture" in first:
+        _png(out / "albedo.png", _rgb8(first["albedo_texture"]))
+        gt["albedo_texture"] = "albedo.png"
     path = out / "gt.json"
     path.write_text(json.dumps(gt, indent=1))
     return path

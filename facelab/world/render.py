@@ -224,11 +224,7 @@ class WorldRenderer:
             if kn.background != "none" and kn.background_mix > 0:
                 bg = sample_background((H, W), gb, kn.background, self._bank)
             bgs.append(bg)
-            noises.append(
-                torch.randn(3, H, W, generator=gn)
-                if kn.noise > 0
-                else None
-            )
+            noises.append(torch.randn(3, H, W, generator=gn) if kn.noise > 0 else None)
         tex = gen.render(albedos) if gen is not None else None
         return self._assemble(plist, scenes, tex, rough, iris, bgs, noises, list(indices), seed)
 
@@ -361,11 +357,7 @@ class WorldRenderer:
             if kn.background != "none" and kn.background_mix > 0:
                 bg = sample_background((H, W), gb, kn.background, self._bank)
             bgs.append(bg)
-            noises.append(
-                torch.randn(3, H, W, generator=gn)
-                if kn.noise > 0
-                else None
-            )
+            noises.append(torch.randn(3, H, W, generator=gn) if kn.noise > 0 else None)
 
         def rep(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.expand(views, *t.shape[1:]).clone()
