@@ -160,6 +160,14 @@ class WorldDataset(Dataset):
             out["albedo_texture"] = batch.albedo
         return out
 
+    def cache(self, directory: str | Path, shard_size: int = 256, progress: bool = True):
+        """Render this world once into ``directory`` (skipped if already complete) and return
+        the :class:`~facelab.world.shards.ShardDataset` reading it — the fast path for training."""
+        from .shards import ShardDataset
+
+        write_cache(self, directory, shard_size=shard_size, progress=progress)
+        return ShardDataset(directory)
+
     def batches(
         self, batch_size: int = 16, start: int = 0, stop: int | None = None
     ) -> Iterator[dict]:
