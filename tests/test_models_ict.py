@@ -147,9 +147,22 @@ def test_read_obj_vertices_plain_gz_and_errors(tmp_path):
     np.testing.assert_array_equal(read_obj_vertices(q), want)
     bad = tmp_path / "bad.obj"
     bad.write_text("v 1 2 3 0.5 0.5 0.5\nv 1 2 3 0.5 0.5 0.5\n")
-    with pytest.raises(ModelFormatError, match="expected 3 coordinates"):
+    with pytest.raises(ModelFormatError, match="expected 3 numbers"):
         read_obj_vertices(bad)
     none = tmp_path / "none.obj"
     none.write_text("# nothing\n")
     with pytest.raises(ModelFormatError, match="no vertices"):
         read_obj_vertices(none)
+
+
+def test_read_obj_vertices_interleaved(tmp_path):
+    import numpy as np
+
+    from facelab.models._files import read_obj_vertices
+
+    p = tmp_path / "two_objects.obj"
+    p.write_text("o a\nv 1 2 3\nvt 0 0\nf 1/1 1/1 1/1\no b\nv 4 5 6\nv 7 8 9\n")
+    np.testing.assert_array_equal(read_obj_vertices(p), [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    q = tmp_path / "single.obj"
+    q.write_text("v 1 2 3")  # no trailing newline
+    np.testing.assert_array_equal(read_obj_vertices(q), [[1, 2, 3]])
