@@ -125,11 +125,15 @@ def test_same_seed_same_image_any_order_and_batching(model):
     assert not torch.equal(a[4]["image"], x["image"])
 
 
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
 def test_dataloader_with_workers_matches_direct(model):
     cfg = WorldConfig(image_size=48, realism=1.0)
     ds = WorldDataset(cfg, length=4, seed=1)
     loader = torch.utils.data.DataLoader(
-        ds, batch_size=2, num_workers=2, worker_init_fn=lambda _: torch.set_num_threads(1)
+        ds, batch_size=2, num_workers=2, worker_init_fn=_one_thread
     )
     got = torch.cat([b["image"] for b in loader])
     want = torch.stack([ds[i]["image"] for i in range(4)])

@@ -35,7 +35,7 @@ special case of the world's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..errors import InvalidInput
@@ -96,6 +96,9 @@ class WorldConfig:
     - identity/expression/albedo: ``model.sample(truncation, expression_scale)`` and a procedural
       albedo texture with ``albedo_detail`` in [0, 1] (pores, freckles, stubble amplitude) of
       ``albedo_resolution`` texels (None: the power of two >= ``image_size``, in [64, 512]).
+
+    ``shadow_map_size`` caps the key light's shadow-map resolution (it is also capped by
+    ``image_size``, floor 48).
     """
 
     model: str = "builtin"
@@ -130,7 +133,6 @@ class WorldConfig:
     albedo_resolution: int | None = None
     # --- output ---
     shadow_map_size: int = 128
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
