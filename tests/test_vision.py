@@ -51,6 +51,12 @@ def test_load_png_rgb_roundtrip(tmp_path):
     # same pixels from bytes, PIL, numpy and tensor inputs
     for src in (p.read_bytes(), PIL.open(p), a, img.tensor):
         np.testing.assert_array_equal(load_image(src).to_uint8(), a)
+    # the loaded image does not alias the caller's array
+    b = a.copy()
+    from_np = load_image(b)
+    b[:] = 0
+    np.testing.assert_array_equal(from_np.to_uint8(), a)
+    assert float(from_np.tensor.max()) > 0.5
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])

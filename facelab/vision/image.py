@@ -126,6 +126,16 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray | None, background) -> np.ndar
     return a * rgb + (1.0 - a) * bg
 
 
+def _u8_to_tensor(u8: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float32 in [0, 1] (one copy)."""
+    h, w, _ = u8.shape
+    if not u8.flags.writeable:
+        u8 = u8.copy()
+    t = torch.empty((1, 3, h, w), dtype=torch.float32)
+    t[0].copy_(torch.from_numpy(u8).permute(2, 0, 1))
+    return t.div_(255.0)
+
+
 def _from_pil(img, background, source: str, max_pixels: int | None) -> Image:
     """Decode a PIL image (EXIF, mode conversion, alpha) into an :class:`Image`."""
     PILImage, ImageOps = _pil()
@@ -189,7 +199,19 @@ def _from_pil(img, background, source: str, max_pixels: int | None) -> Image:
     else:
         if m != "RGB":
             img = img.convert("RGB")
-        rgb = np.asarray(img, dtype=np.float32) / 255.0
+        u8 = np.array(img)  # writable copy: becomes the uint8 cache
+        if u8.size == 0:
+            raise ImageReadError(f"{source}: image has zero pixels")
+        # fast path for 8-bit RGB: one strided copy into NCHW float, exact uint8 cache
+        return Image(
+            tensor=_u8_to_tensor(u8),
+            source=source,
+            mode=mode,
+            bit_depth=8,
+            exif_orientation=orientation,
+            stored_size=stored,
+            _uint8=u8,
+        )
     if rgb.size == 0:
         raise ImageReadError(f"{source}: image has zero pixels")
     rgb = _composite(rgb, alpha, background)
@@ -318,6 +340,15 @@ def _from_array(a: np.ndarray, background, source: str) -> Image:
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise InvalidInput(f"image array has zero pixels: shape {a.shape}")
     mode = f"{source}:{a.dtype}"
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:
+        return Image(
+            tensor=_u8_to_tensor(a),
+            source=source,
+            mode=mode,
+            bit_depth=8,
+            stored_size=(int(a.shape[0]), int(a.shape[1])),
+            _uint8=np.array(a, order="C"),  # a private copy: the caller may change `a`
+        )
     if a.dtype == np.uint8:
         f = a.astype(np.float32) / 255.0
         depth = 8
