@@ -385,7 +385,9 @@ def test_onnx_with_input_normalisation_in_the_graph(tiny_onnx, tmp_path):
                 n.input[i] = "normed"
     g.initializer.extend(
         [
-            numpy_helper.from_array(np.array(127.5, np.float32), "mean_c"),
+            numpy_helper.from_array(
+                np.array([127.5, 120.0, 110.0], np.float32).reshape(1, 3, 1, 1), "mean_c"
+            ),
             numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale_c"),
         ]
     )
@@ -398,6 +400,7 @@ def test_onnx_with_input_normalisation_in_the_graph(tiny_onnx, tmp_path):
     onnx.save(m, str(p2))
     enc = ArcFaceIdentity(p2)
     assert enc.info["graph_normalises"] and enc.info["max_abs_diff"] < 1e-4
+    assert enc.info["graph_sub"] == pytest.approx([127.5, 120.0, 110.0])
     crops = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(
         enc.embed_crops(crops), enc.embed_crops_onnxruntime(crops), atol=2e-5, rtol=0

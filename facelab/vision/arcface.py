@@ -265,11 +265,15 @@ def load_iresnet_from_onnx(path: str | os.PathLike, verify: bool = True) -> tupl
     # input normalisation folded into the graph: x -> (x - sub) * mul
     mean, std = 127.5, 127.5
     cur = inp_name
-    sub_v, mul_v = 0.0, 1.0
+    # per-channel (3,) offsets and scales of (x - sub) * mul, from scalars or (1, 3, 1, 1) constants
+    sub_v, mul_v = np.zeros(3), np.ones(3)
     prefix = 0
     for n in nodes[:8]:
         if n.op_type in ("Sub", "Mul", "Div") and n.input[0] == cur and n.input[1] in inits:
-            v = float(np.asarray(inits[n.input[1]]).reshape(-1)[0])
+            v = np.asarray(inits[n.input[1]], dtype=np.float64).reshape(-1)
+            if v.size not in (1, 3):
+                break
+            v = np.broadcast_to(v, (3,))
             if n.op_type == "Sub":
                 sub_v += v / mul_v
             elif n.op_type == "Mul":
@@ -431,7 +435,9 @@ def load_iresnet_from_onnx(path: str | os.PathLike, verify: bool = True) -> tupl
             return net, info
         gen = torch.Generator().manual_seed(0)
         raw = torch.rand(2, 3, side * 16, side * 16, generator=gen) * 255.0
-        x = (raw - sub_v) * mul_v if prefix else (raw - mean) / std
+        sub_t = torch.from_numpy(sub_v).float()[:, None, None]
+        mul_t = torch.from_numpy(mul_v).float()[:, None, None]
+        x = (raw - sub_t) * mul_t if prefix else (raw - mean) / std
         ref = ort.run_raw((raw if prefix else x).numpy())
         with torch.no_grad():
             got = net(x).numpy()
@@ -443,8 +449,8 @@ def load_iresnet_from_onnx(path: str | os.PathLike, verify: bool = True) -> tupl
                 f"{p}: the PyTorch IResNet differs from onnxruntime by {diff:.3g} (max |ref| {scale:.3g}); "
                 "the graph's layer order is not the arcface_torch one"
             )
-    info["graph_sub"] = sub_v
-    info["graph_mul"] = mul_v
+    info["graph_sub"] = [float(v) for v in sub_v]
+    info["graph_mul"] = [float(v) for v in mul_v]
     info["graph_normalises"] = bool(prefix)
     return net, info
 
@@ -504,7 +510,9 @@ class ArcFaceIdentity(IdentityEncoder):
 
     def _normalise(self, crops: torch.Tensor) -> torch.Tensor:
         if self.info.get("graph_normalises"):
-            return (crops * 255.0 - self.info["graph_sub"]) * self.info["graph_mul"]
+            sub = torch.tensor(self.info["graph_sub"], dtype=crops.dtype, device=crops.device)
+            mul = torch.tensor(self.info["graph_mul"], dtype=crops.dtype, device=crops.device)
+            return (crops * 255.0 - sub[:, None, None]) * mul[:, None, None]
         return (crops * 255.0 - self.info["input_mean"]) / self.info["input_std"]
 
     def crop_features(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
