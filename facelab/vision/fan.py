@@ -79,8 +79,8 @@ def download_fan_weights(name: str) -> dict:
         raise DownloadError(
             f"could not download the FAN weights {name!r} from {url} ({type(e).__name__}: {e}).\n"
             f"  face-alignment downloads them on first use; offline, download that file by hand and "
-            f"save it as {dest} (or set TORCH_HOME). Without them use the offline detector: "
-            "get_detector('dlib')."
+            f"save it as {dest} (or set TORCH_HOME). Without them use the offline dlib detector "
+            "(facelab landmarks --detector dlib, or get_detector('dlib'))."
         ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
