@@ -182,26 +182,33 @@ def _topology(M: int, N: int):
 
 
 def _identity_modes(base: np.ndarray, n_samples: int = 96, k: int = 40, seed: int = 0):
+    """PCA of ``n_samples`` random smooth deformation fields, computed in coefficient space.
+
+    Field ``s`` is ``X_s[v, d] = sum_c kern[v, c] coef[s, c, d] + scale[s, d] base[v, d]``:
+    a Gaussian RBF displacement (``C`` centres on the head, width 3.5 cm) plus an anisotropic
+    scaling. Per coordinate ``d`` this is ``X_s[:, d] = F_d a_{s,d}`` with the ``(V, C + 1)``
+    dictionary ``F_d = [kern, base[:, d]]``, so the sample Gram matrix is
+    ``X X^T = sum_d A_d (F_d^T F_d) A_d^T`` -- no ``(S, 3V)`` matrix is ever formed. Its
+    eigenvectors ``U`` give the components ``U^T X / sv`` and the stds ``sv / sqrt(S - 1)``.
+    """
     rng = np.random.default_rng(seed)
     V = base.shape[0]
     C = 48
     centres = base[rng.choice(V, size=C, replace=False)]
     coef = rng.standard_normal((n_samples, C, 3)) * 0.35
     scale = rng.standard_normal((n_samples, 3)) * np.array([0.045, 0.04, 0.05])
-    # the heavy products run in torch (float64), which honours torch.set_num_threads
-    b = torch.from_numpy(base)
-    kern = torch.exp(-(torch.cdist(b, torch.from_numpy(centres)) ** 2) / (2 * 3.5**2))  # (V, C)
-    # fields[s, v, d] = sum_c kern[v, c] * coef[s, c, d] + scale[s, d] * base[v, d]
-    cf = torch.from_numpy(coef).permute(1, 0, 2).reshape(C, -1)
-    fields = (kern @ cf).reshape(V, n_samples, 3).permute(1, 0, 2)
-    fields = fields + torch.from_numpy(scale)[:, None, :] * b[None]
-    X = fields.reshape(n_samples, -1)
-    X = X - X.mean(0, keepdim=True)
-    # PCA through the small (S, S) Gram matrix: X X^T = U diag(sv^2) U^T, Vt = U^T X / sv
-    evals, evecs = np.linalg.eigh((X @ X.T).numpy())
-    order = np.argsort(evals)[::-1][:k].copy()
+    d2 = ((base[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    kern = np.exp(-d2 / (2 * 3.5**2))  # (V, C)
+    dicts = [np.concatenate([kern, base[:, d : d + 1]], 1) for d in range(3)]  # (V, C+1)
+    coefs = [np.concatenate([coef[:, :, d], scale[:, d : d + 1]], 1) for d in range(3)]
+    coefs = [a - a.mean(0, keepdims=True) for a in coefs]  # centre the samples
+    gram = sum(a @ (f.T @ f) @ a.T for a, f in zip(coefs, dicts))  # (S, S), small products
+    evals, evecs = np.linalg.eigh(gram)
+    order = np.argsort(evals)[::-1][:k]
     sv = np.sqrt(np.maximum(evals[order], 0.0))
-    comps = ((torch.from_numpy(evecs[:, order].T.copy()) @ X).numpy()) / sv[:, None]
+    U = evecs[:, order]  # (S, k)
+    comps = np.stack([f @ (a.T @ U) for a, f in zip(coefs, dicts)], -1)  # (V, k, 3)
+    comps = comps.transpose(1, 0, 2).reshape(k, -1) / sv[:, None]
     std = sv / np.sqrt(n_samples - 1)
     # deterministic sign: largest-magnitude entry positive
     sign = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
