@@ -405,3 +405,55 @@ def test_onnx_with_input_normalisation_in_the_graph(tiny_onnx, tmp_path):
     torch.testing.assert_close(
         enc.embed_crops(crops), enc.embed_crops_onnxruntime(crops), atol=2e-5, rtol=0
     )
+
+
+def _dint(v: int) -> bytes:
+    """dlib's integer encoding (test-side writer)."""
+    mag = abs(v)
+    b = mag.to_bytes(max(1, (mag.bit_length() + 7) // 8), "little") if mag else b""
+    return bytes([len(b) | (0x80 if v < 0 else 0)]) + b
+
+
+def _dfloat(x: float) -> bytes:
+    m, e = np.frexp(np.float64(x))
+    mant = int(m * 2**53)
+    return _dint(mant) + _dint(int(e) - 53)
+
+
+def _dstr(s: str) -> bytes:
+    return _dint(len(s)) + s.encode()
+
+
+def _dtensor(a: np.ndarray) -> bytes:
+    shape = (list(a.shape) + [1, 1, 1, 1])[:4]
+    return _dint(2) + b"".join(_dint(d) for d in shape) + a.astype("<f4").tobytes()
+
+
+def _dalias(shape) -> bytes:
+    return _dint(1) + b"".join(_dint(d) for d in shape)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_parse_con_layers_written_by_a_test_serializer(use_bias):
+    from facelab.vision.dlib_format import _read_details
+
+    g = np.random.default_rng(0)
+    w = g.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    b = g.normal(size=4).astype(np.float32)
+    params = np.concatenate([w.ravel(), b if use_bias else []]).astype(np.float32)
+    blob = (
+        _dstr("con_5")
+        + _dtensor(params.reshape(-1, 1, 1, 1))
+        + b"".join(_dint(v) for v in (4, 3, 3, 2, 2, 0, 0))
+        + _dalias((4, 3, 3, 3))
+        + _dalias((1, 4, 1, 1))
+        + b"".join(_dfloat(v) for v in (1.0, 1.0, 1.0, 0.0))
+        + (b"1" if use_bias else b"0")
+    )
+    r = DlibReader(blob)
+    layer = _read_details(r)
+    assert r.pos == len(blob) and layer.kind == "con"
+    np.testing.assert_array_equal(layer.params["weight"], w)
+    np.testing.assert_array_equal(layer.params["bias"], b if use_bias else np.zeros(4, np.float32))
+    assert layer.params["stride_y"] == 2 and layer.params["padding_x"] == 0
+    assert DlibReader(_dfloat(-0.15625) + _dfloat(1e-5)).float() == -0.15625

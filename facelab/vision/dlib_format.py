@@ -26,7 +26,8 @@ network is not in the file: :mod:`facelab.vision.dlib_resnet` states it and chec
 parsed layer sequence against it.
 
 Layer details (by their version string): ``con_4`` (params, num_filters, nr, nc, stride_y,
-stride_x, padding_y, padding_x, filters alias, biases alias, 4 multipliers), ``affine_``
+stride_x, padding_y, padding_x, filters alias, biases alias, 4 multipliers; ``con_5`` adds
+a ``use_bias`` bool), ``affine_``
 (params = [gamma; beta], gamma alias, beta alias, mode), ``bn_con2``/``bn_fc2``,
 ``relu_``, ``max_pool_2``/``avg_pool_2`` (nr, nc, stride_y, stride_x, padding_y,
 padding_x), ``add_prev_``, ``fc_2`` (num_outputs, num_inputs, params, weights alias,
@@ -180,7 +181,7 @@ def _read_multipliers(r: DlibReader, p: dict) -> None:
 
 def _read_details(r: DlibReader) -> DlibLayer:
     v = r.string()
-    if v == "con_4":
+    if v in ("con_4", "con_5"):
         params = r.tensor().reshape(-1)
         p: dict = {"num_filters": r.int(), "nr": r.int(), "nc": r.int()}
         p["stride_y"], p["stride_x"] = r.int(), r.int()
@@ -188,12 +189,13 @@ def _read_details(r: DlibReader) -> DlibLayer:
         fshape = r.alias_tensor()
         bshape = r.alias_tensor()
         _read_multipliers(r, p)
+        use_bias = r.bool() if v == "con_5" else True  # con_5 (dlib >= 19.22) can drop the bias
         nf = int(np.prod(fshape))
-        nb = int(np.prod(bshape))
+        nb = int(np.prod(bshape)) if use_bias else 0
         if nf + nb != params.size:
-            raise r._fail(f"con_4 params size {params.size} != filters {fshape} + biases {bshape}")
+            raise r._fail(f"{v} params size {params.size} != filters {fshape} + biases {bshape}")
         p["weight"] = params[:nf].reshape(fshape)
-        p["bias"] = params[nf:].reshape(-1)
+        p["bias"] = params[nf:].reshape(-1) if use_bias else np.zeros(fshape[0], np.float32)
         return DlibLayer("con", v, p)
     if v == "affine_":
         params = r.tensor().reshape(-1)
