@@ -20,7 +20,6 @@ A path is dispatched on its suffix: ``.npz`` (a facelab model file written by
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -124,23 +123,6 @@ def available() -> list[dict[str, Any]]:
     return out
 
 
-@functools.lru_cache(maxsize=2)
-def _builtin_cached(dtype: torch.dtype) -> MorphableModel:
-    from .builtin import build_builtin
-
-    return build_builtin(dtype=dtype)
-
-
-def _clone(model: MorphableModel) -> MorphableModel:
-    kw = model._fields()
-    for k, v in list(kw.items()):
-        if isinstance(v, torch.Tensor):
-            kw[k] = v.clone()
-        elif k in ("regions", "contour_candidates", "extras"):
-            kw[k] = {a: b.clone() for a, b in v.items()}
-    return MorphableModel(**kw)
-
-
 def _need(name: str) -> Path:
     p = _probe(name)
     if p is not None:
@@ -173,7 +155,9 @@ def load(name_or_path: str | os.PathLike, **kw: Any) -> MorphableModel:
     model: MorphableModel
     if isinstance(name_or_path, str) and key in _MODELS:
         if key == "builtin":
-            model = _clone(_builtin_cached(dtype or torch.float32))
+            from .builtin import build_builtin
+
+            model = build_builtin(dtype=dtype or torch.float32)  # ~25 ms, no cache needed
             dtype = None
         elif key.startswith("ict"):
             from .ict import load_ict

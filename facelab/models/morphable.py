@@ -106,9 +106,10 @@ def _axis_angle_to_matrix(w: torch.Tensor) -> torch.Tensor:
 class MorphableModel:
     """A linear 3DMM (see the module docstring for the formula and every field's shape).
 
-    Construct it from arrays (numpy or torch); floating arrays are stored in ``dtype``
-    (float32 by default) and index arrays as ``long``. ``symmetry`` is computed by
-    :func:`mirror_symmetry` when not given. Use ``.to(device, dtype)`` to move it.
+    Construct it from arrays (numpy or torch); floating arrays are stored in ``dtype_``
+    (default: the dtype of a floating ``mean`` tensor, else float32) and index arrays as
+    ``long``. ``symmetry`` is computed by :func:`mirror_symmetry` when not given. Use
+    ``.to(device, dtype)`` to move it; ``save``/``load`` for the ``.npz`` cache format.
     """
 
     mean: torch.Tensor
