@@ -313,3 +313,20 @@ def test_available_lists_models():
     assert names["builtin"]["present"] is True
     assert {"ict", "ict-face", "sfm", "bfm2009", "bfm2017", "flame"} <= set(names)
     assert all(a["license"] and a["source"] for a in names.values())
+
+
+def test_subset_components(builtin):
+    sub = builtin.subset(10, ["jawOpen", "eyeBlink_L"])
+    assert sub.n_identity == 10 and sub.expression_names == ["jawOpen", "eyeBlink_L"]
+    torch.testing.assert_close(sub.identity_std, builtin.identity_std[:10])
+    a = torch.randn(2, 10)
+    e = torch.tensor([[1.0, 0.0], [0.5, 1.0]])
+    full_e = torch.zeros(2, builtin.n_expression)
+    full_e[:, builtin.expression_names.index("jawOpen")] = e[:, 0]
+    full_e[:, builtin.expression_names.index("eyeBlink_L")] = e[:, 1]
+    torch.testing.assert_close(sub.forward(a, e), builtin.forward(a, full_e), atol=1e-5, rtol=0)
+    assert builtin.subset(expressions=3).n_expression == 3
+    with pytest.raises(InvalidInput, match="unknown expression names"):
+        builtin.subset(expressions=["nope"])
+    with pytest.raises(InvalidInput, match="n_identity"):
+        builtin.subset(999)

@@ -553,6 +553,38 @@ class MorphableModel:
         sub._parent_indices = keep  # (V_sub,) long: vertex i of the sub-model is keep[i]
         return sub
 
+    def subset(
+        self,
+        n_identity: int | None = None,
+        expressions: int | list[str] | None = None,
+    ) -> MorphableModel:
+        """A model with fewer components (same vertices): the first ``n_identity`` identity
+        components, and the first ``expressions`` expression components or the named ones
+        (in the given order), e.g. ``ict.subset(40, ["jawOpen", "mouthSmile_L"])``."""
+        kw = self._fields()
+        if n_identity is not None:
+            if not 0 <= n_identity <= self.n_identity:
+                raise InvalidInput(f"n_identity must be in [0, {self.n_identity}]")
+            kw["identity_basis"] = self.identity_basis[:n_identity]
+            kw["identity_std"] = self.identity_std[:n_identity]
+        if expressions is not None:
+            if isinstance(expressions, int):
+                if not 0 <= expressions <= self.n_expression:
+                    raise InvalidInput(f"expressions must be in [0, {self.n_expression}]")
+                idx = list(range(expressions))
+            else:
+                unknown = [n for n in expressions if n not in self.expression_names]
+                if unknown:
+                    raise InvalidInput(
+                        f"unknown expression names {unknown}; model {self.name!r} has "
+                        f"{self.expression_names}"
+                    )
+                idx = [self.expression_names.index(n) for n in expressions]
+            kw["expression_basis"] = self.expression_basis[idx]
+            if self.expression_names:
+                kw["expression_names"] = [self.expression_names[i] for i in idx]
+        return MorphableModel(**kw)
+
     @property
     def parent_indices(self) -> torch.Tensor | None:
         """For a model made by :meth:`restrict`: ``(V,)`` indices into the parent's vertices."""
