@@ -73,6 +73,7 @@ def test_knobs_follow_realism_and_overrides():
     assert k.background == "patches" and k.jpeg and k.jpeg_quality_range == (70.0, 70.0)
     assert not k.is_lambert
     assert WorldConfig(realism=1.0).knobs().jpeg_quality_range == (35.0, 90.0)
+    assert not WorldConfig(realism=1.0, jpeg_quality=0).knobs().jpeg
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_knobs_follow_realism_and_overrides():
     [
         ({"realism": 1.5}, "realism"),
         ({"background": "sky"}, "background"),
-        ({"jpeg_quality": 0}, "jpeg_quality"),
+        ({"jpeg_quality": -1}, "jpeg_quality"),
         ({"yaw_range": (10.0, -10.0)}, "yaw_range"),
         ({"image_size": 4}, "image_size"),
     ],
@@ -432,6 +433,41 @@ def test_shadow_map_and_ambient_occlusion():
     lit_side = (v[:, 1] > 0.2) & (v[:, 1] < 0.5) & (v[:, 0].abs() > 0.8)
     assert vis[: v.shape[0]][top].max() == 0
     assert vis[: v.shape[0]][lit_side].min() == 1
+
+
+def test_sub_knobs_switch_effects_off_at_full_realism(model):
+    """realism=1 with every sub-knob at 0/off is the Lambert render again."""
+    off = {
+        "specular": 0.0, "subsurface": 0.0, "ambient_occlusion": 0.0, "shadows": 0.0,
+        "background": "none", "noise": 0.0, "blur": 0.0, "jpeg_quality": 0, "eyes_teeth": False,
+    }  # fmt: skip
+    cfg = WorldConfig(image_size=SIZE, realism=1.0, **off)
+    assert cfg.knobs().is_lambert
+    a = WorldRenderer(cfg, model)([0, 1], 4)
+    b = WorldRenderer(WorldConfig(image_size=SIZE, realism=0.0), model)([0, 1], 4)
+    assert torch.equal(a["image"], b["image"])
+    # the background alone: the face is unchanged, the rest is a texture
+    bg = WorldRenderer(
+        WorldConfig(image_size=SIZE, realism=0.0, background="patches", background_mix=1.0), model
+    )
+    c = bg([0, 1], 4)
+    m = b["mask"][:, None].expand(-1, 3, -1, -1)
+    assert torch.equal(c["image"][m], b["image"][m])
+    assert c["image"][~m].std() > 0.02 and b["image"][~m].abs().max() == 0
+
+
+def test_background_kinds():
+    from facelab.world.background import PatchBank, sample_background
+
+    g = torch.Generator().manual_seed(1)
+    assert sample_background(32, g, "none") is None
+    for kind in ("procedural", "patches", "mixed"):
+        img = sample_background((24, 40), g, kind, PatchBank())
+        assert img.shape == (3, 24, 40) and 0 <= img.min() and img.max() <= 1
+    with pytest.raises(InvalidInput, match="unknown background"):
+        sample_background(32, g, "sky")
+    with pytest.raises(InvalidInput, match="unknown patch images"):
+        PatchBank(("astronaut",))
 
 
 def test_backgrounds_and_sensor():

@@ -20,8 +20,8 @@ sub-knob               effect                                    value when ``No
 ``background_mix``     opacity of the background texture         ``realism``
 ``noise``              sensor shot + read noise scale            ``realism``
 ``blur``               optical (Gaussian) blur scale             ``realism``
-``jpeg_quality``       JPEG round trip quality (None = off)      off if realism == 0 else
-                                                                 sampled in
+``jpeg_quality``       JPEG round trip quality in [1, 100];      off if realism == 0 else
+                       0 = off                                   sampled in
                                                                  ``[95 - 60 r, 100 - 10 r]``
 ``eyes_teeth``         eyeballs / teeth, or painted eye and      ``realism > 0``
                        mouth interiors where the model has none
@@ -151,8 +151,10 @@ class WorldConfig:
             raise InvalidInput(
                 f"background must be one of {BACKGROUNDS} or None, got {self.background!r}"
             )
-        if self.jpeg_quality is not None and not (1 <= int(self.jpeg_quality) <= 100):
-            raise InvalidInput(f"jpeg_quality must be in [1, 100] or None, got {self.jpeg_quality}")
+        if self.jpeg_quality is not None and not (0 <= int(self.jpeg_quality) <= 100):
+            raise InvalidInput(
+                f"jpeg_quality must be None, 0 (off) or in [1, 100], got {self.jpeg_quality}"
+            )
         for name in ("yaw_range", "pitch_range", "roll_range", "fov_range", "fill_range"):
             lo, hi = getattr(self, name)
             if lo > hi:
@@ -170,7 +172,9 @@ class WorldConfig:
             return r if v is None else float(v)
 
         bg = self.background if self.background is not None else ("none" if r == 0 else "mixed")
-        if self.jpeg_quality is not None:
+        if self.jpeg_quality == 0:
+            jpeg, qr = False, (100.0, 100.0)
+        elif self.jpeg_quality is not None:
             jpeg, qr = True, (float(self.jpeg_quality), float(self.jpeg_quality))
         else:
             jpeg, qr = r > 0, (95.0 - 60.0 * r, 100.0 - 10.0 * r)

@@ -24,8 +24,11 @@ its resolved sub-knob (:class:`~facelab.world.config.Knobs`), are
 
 Then eye and mouth interiors are painted where the model has no eyeball/teeth geometry
 (``eyes_teeth``), the background is composited, and the sensor adds blur, noise and JPEG
-(:mod:`facelab.world.sensor`). With every knob at 0 the result is bit-for-bit
-``rho * sh_shading(n, L)`` over a black background — the fitter's image model.
+(:mod:`facelab.world.sensor`). When the shading knobs (specular, subsurface, ambient
+occlusion, shadows; eyes/teeth for models with that geometry) are 0 the face's pixels come
+verbatim from :class:`facelab.render.Renderer` (:meth:`WorldRenderer.lambert_render`): with
+every knob at 0 the image is bit-for-bit the fitter's ``rho * sh_shading(n, L)`` over black,
+clamped to [0, 1].
 """
 
 from __future__ import annotations
@@ -447,7 +450,7 @@ class WorldRenderer:
         dt = self.dtype
         with torch.no_grad():
             K = intrinsics(P.focal, P.focal, W / 2.0, H / 2.0)
-            if kn.is_lambert:
+            if self._lambert_shading(kn):
                 lam = self.lambert_render(batch, K)  # the fitter's image model, verbatim
                 frags, verts = lam.fragments, lam.verts_camera
                 n = lam.normals.permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix]  # (Np, 3)
@@ -518,6 +521,17 @@ class WorldRenderer:
         if P.albedo is not None:
             out["albedo"] = P.albedo
         return out
+
+    def _lambert_shading(self, kn) -> bool:
+        """True when no shading effect is on: the face's pixels are then exactly the Lambert
+        renderer's (image-space effects — painted eyes, background, sensor — still apply)."""
+        return (
+            kn.specular == 0
+            and kn.subsurface == 0
+            and kn.ambient_occlusion == 0
+            and kn.shadows == 0
+            and not (kn.eyes_teeth and self.has_parts)
+        )
 
     def _albedo_inputs(self, batch: WorldBatch) -> dict:
         """Albedo arguments of :meth:`facelab.render.Renderer.render`: the UV texture, else
