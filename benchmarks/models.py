@@ -200,7 +200,7 @@ def main(argv=None) -> int:
         print("\nICT loading")
         print(
             f"  raw 154 OBJs (build_ict):      {ld['raw_obj_s']:7.2f} s "
-            f"(CPU {ld['raw_obj_cpu_s']:.2f} s; wall > CPU = waiting for a shared core)"
+            f"(process CPU {ld['raw_obj_cpu_s']:.2f} s, 2 reader threads)"
         )
         print(f"  cache write (.npz, {ld['cache_mb']:.0f} MB):    {ld['cache_save_s']:7.2f} s")
         print(f"  cache read (MorphableModel):   {ld['cache_npz_s']:7.3f} s")
