@@ -11,7 +11,8 @@ On the real sample faces (astronaut, einstein, takeo, plus LFW crops upscaled to
   (the network alone), and on the photo + landmarks (chip extraction + network);
 - speed, median ms: dlib's descriptor per face (the reference), the port's forward per face
   (batch 1) and per face in a batch, forward+backward per face; ratios against dlib;
-- identity: the pairwise descriptor distances of the three people (dlib's threshold 0.6).
+- identity: pairwise descriptor distances of four different people (astronaut, Einstein,
+  takeo, the man seated behind Einstein); dlib's same-person threshold is 0.6.
 
 torch runs single-threaded (``torch.set_num_threads(1)``); the load average is printed.
 """
@@ -74,6 +75,29 @@ def main(argv=None) -> int:
         with torch.no_grad():
             photo_ours.append(enc.embed(s.image.tensor, f.landmarks[None])[0].double().numpy())
         names.append(name)
+    # a fourth person: the man seated behind Einstein (found with upsampling)
+    from facelab.vision import DlibConfig, select_faces
+
+    two = det.with_config(DlibConfig(upsample=1, threshold=-0.5))
+    ein = samples.einstein().image
+    seated = select_faces(two.detect(ein), "all")[0]
+    with torch.no_grad():
+        photo_ours.append(enc.embed(ein.tensor, seated.landmarks[None])[0].double().numpy())
+    people = names + ["einstein-seated-man"]
+    # same-person pairs: each photo against a mirrored, rescaled, darker copy of itself
+    same = {}
+    for i, name in enumerate(names):
+        src = samples.load(name).image.tensor
+        aug = torch.nn.functional.interpolate(
+            src.flip(-1), scale_factor=0.8, mode="bilinear", antialias=True
+        ).pow(1.3)
+        faces_aug = det.detect(aug)
+        if faces_aug:
+            with torch.no_grad():
+                e_aug = enc.embed(aug, select_faces(faces_aug)[0].landmarks[None])[0]
+            same[f"{name}/{name} (mirrored, 0.8x, gamma 1.3)"] = float(
+                torch.linalg.norm(e_aug.double() - torch.from_numpy(photo_ours[i]))
+            )
     lfw = torch.nn.functional.interpolate(
         samples.lfw_faces()[:5], size=150, mode="bilinear", align_corners=False
     )
@@ -87,7 +111,7 @@ def main(argv=None) -> int:
         ours = net.embed_chips(x).double().numpy()
     diff = float(np.abs(ours - ref).max())
     cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
-    pipe = np.linalg.norm(np.stack(photo_ours) - np.stack(photo_refs), axis=1)
+    pipe = np.linalg.norm(np.stack(photo_ours[:3]) - np.stack(photo_refs), axis=1)
 
     B = args.batch
     xb = x[:1].expand(B, -1, -1, -1).contiguous()
@@ -122,8 +146,11 @@ def main(argv=None) -> int:
         },
         "parse_s": parse_s,
         "distances": {
-            f"{names[i]}-{names[j]}": float(D[i, j]) for i in range(3) for j in range(i + 1, 3)
+            f"{people[i]}/{people[j]}": float(D[i, j])
+            for i in range(len(people))
+            for j in range(i + 1, len(people))
         },
+        "same_person_distances": same,
         "threshold": enc.threshold,
         "load_average": load,
         "threads": torch.get_num_threads(),
@@ -153,7 +180,10 @@ def main(argv=None) -> int:
     print(f"  {'port forward + backward':32s} {bwd_ms:8.1f} {bwd_ms / dlib_ms:7.2f}")
     print(f"  pairwise distances (different people; same person < {enc.threshold:.2f}):")
     for k, v in out["distances"].items():
-        print(f"    {k:22s} {v:.3f}")
+        print(f"    {k:34s} {v:.3f}")
+    print("  same person:")
+    for k, v in same.items():
+        print(f"    {k:50s} {v:.3f}")
     return 0
 
 

@@ -201,6 +201,17 @@ def test_identity_encoder_end_to_end_separates_people(dlib_env):
     with torch.no_grad():
         e_photo, faces = enc.embed_photo(samples.astronaut().image)
     assert len(faces) == 1 and float(enc.distance(e_photo, E[:1])[0]) < 1e-4
+    # a fourth person: the man seated behind Einstein (second face of that photo)
+    from facelab.vision import DlibConfig
+
+    two = det.with_config(DlibConfig(upsample=1, threshold=-0.5))
+    with torch.no_grad():
+        e2f, faces = enc.embed_photo(samples.einstein().image, two, "all")
+    assert len(faces) == 2
+    all4 = torch.cat([E, e2f[:1]])
+    d4 = torch.cdist(all4, all4)[torch.triu(torch.ones(4, 4, dtype=torch.bool), 1)]
+    print("4 people, min distance:", round(float(d4.min()), 3))
+    assert (d4 > 0.6).all()
 
 
 def test_wrong_dlib_file_is_rejected(dlib_env, tmp_path):
