@@ -17,8 +17,9 @@ Per configuration (mesh, image size, batch, torch threads): median wall time of
   positions and vertex colours, Lambertian SH shading, scatter to ``(B, 3, H, W)``,
 * ``fwd+bwd``: the same plus ``image.sum().backward()`` to vertices, colours and SH,
 
-and the **peak memory** of one forward+backward (a fresh subprocess's peak RSS above its
-baseline, on CPU; ``torch.cuda.max_memory_allocated`` on CUDA). References measured in the same
+and the **peak memory** of one forward+backward (the high-water mark of live tensor memory,
+replayed from the profiler's allocation events on CPU; ``torch.cuda.max_memory_allocated`` on
+CUDA). References measured in the same
 run: a dense faces x pixels rasterizer (the cost model of PyTorch3D's naive CPU kernel, chunked,
 at 64 px only) and PyTorch3D's ``rasterize_meshes`` when it is installed. The issue's target:
 256 px ICT face, Lambert-SH, forward+backward < 30 ms on 2 cores. Thread count and
@@ -32,9 +33,7 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -149,31 +148,38 @@ def time_config(v, f, size, batch, device, reps, backend="torch") -> dict:
     return {"raster_ms": t_r, "fwd_ms": t_f, "fwd_bwd_ms": t_fb, "covered_pixels": covered}
 
 
-def memory_probe(which: str, size: int, batch: int, device: str, backend: str) -> float:
-    """Peak memory (MB) of one forward+backward, measured in a fresh subprocess."""
-    cmd = [sys.executable, __file__, "--_probe", which, str(size), str(batch), device, backend]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
-    if res.returncode != 0:
-        return float("nan")
-    return float(res.stdout.strip().splitlines()[-1])
+def peak_memory_mb(fn) -> float:
+    """Peak of live tensor memory (MB) during ``fn()`` on CPU, from the profiler's memory events.
+
+    Allocations are the positive ``self_cpu_memory_usage`` of each op, frees the profiler's
+    ``[memory]`` events; replaying them in time order gives the high-water mark above the
+    memory live before ``fn`` (inputs that already exist are not counted).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = []
+    for e in prof.events():
+        m = e.cpu_memory_usage if e.name == "[memory]" else max(e.self_cpu_memory_usage, 0)
+        if m:
+            events.append((e.time_range.start, m))
+    events.sort()
+    cur = peak = 0
+    for _, m in events:
+        cur += m
+        peak = max(peak, cur)
+    return peak / 1e6
 
 
-def _probe_main(which, size, batch, device, backend) -> None:
-    torch.set_num_threads(1)
-    dev = torch.device(device)
-    v, f, _ = load_mesh(which)
-    run_once(v, f, 32, 1, dev, backend)  # load kernels and libraries
-    if dev.type == "cuda":
+def memory_config(v, f, size, batch, device, backend="torch") -> float:
+    """Peak memory (MB) of one forward+backward (``torch.cuda.max_memory_allocated`` on CUDA)."""
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        run_once(v, f, size, batch, dev, backend)
-        print((torch.cuda.max_memory_allocated() - base) / 1e6)
-        return
-    with open("/proc/self/statm") as fh:
-        base = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    run_once(v, f, size, batch, dev, backend)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(max(peak - base, 0) / 1e6)
+        run_once(v, f, size, batch, device, backend)
+        return (torch.cuda.max_memory_allocated() - base) / 1e6
+    return peak_memory_mb(lambda: run_once(v, f, size, batch, device, backend))
 
 
 def dense_reference_ms(v, f, size: int) -> float:
@@ -213,16 +219,11 @@ def main(argv=None) -> int:
     ap.add_argument("--meshes", nargs="+", default=["face", "full"], choices=["face", "full"])
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="256 px, batch 1, face, 1 thread")
-    ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     ap.add_argument("--no-reference", action="store_true", help="skip the dense reference")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--_probe", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args._probe:
-        w, s, b, d, be = args._probe
-        _probe_main(w, int(s), int(b), d, be)
-        return 0
     if args.quick:
         args.sizes, args.batches, args.threads, args.meshes = [256], [1], [1], ["face"]
     devices = [torch.device(args.device)]
@@ -243,7 +244,8 @@ def main(argv=None) -> int:
                     for batch in args.batches:
                         mem = float("nan")
                         if not args.no_memory:
-                            mem = memory_probe(which, size, batch, device.type, backend)
+                            torch.set_num_threads(1)
+                            mem = memory_config(v, f, size, batch, device, backend)
                         for th in args.threads if device.type == "cpu" else [1]:
                             torch.set_num_threads(th)
                             r = time_config(v, f, size, batch, device, args.reps, backend)

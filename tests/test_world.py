@@ -118,12 +118,34 @@ def test_same_seed_same_image_any_order_and_batching(model):
     a = WorldDataset(cfg, length=10, seed=7, model=model)
     b = WorldDataset(cfg, length=10, seed=7, model=model)
     x = a[3]
+    assert all(torch.equal(x[k], a[3][k]) for k in ("image", "depth", "landmarks2d"))
     batch = b.__getitems__([5, 3, 1])  # another order, batched render
-    for key in ("image", "depth", "landmarks2d", "mask_face", "light", "identity"):
-        assert torch.equal(x[key], batch[1][key]), key
+    for key in ("light", "identity", "expression", "rotation", "translation"):
+        assert torch.equal(x[key], batch[1][key]), key  # the sampled scene is bit-identical
+    # the render is identical up to float rounding (BLAS sums a batch in another order)
+    _assert_same_render(x, batch[1])
     other = WorldDataset(cfg, length=10, seed=8, model=model)[3]
     assert (other["image"] - x["image"]).abs().mean() > 0.01
     assert not torch.equal(a[4]["image"], x["image"])
+
+
+def _assert_same_render(x: dict, y: dict, image_atol: float = 0.0) -> None:
+    """Two renders of the same sample, made in different batches: equal up to float rounding.
+
+    Batched matrix products may sum in another order than single ones, so vertex positions
+    differ in the last bits; that can flip a pixel exactly on a triangle edge, and JPEG (at
+    realism > 0) spreads such a flip over its 8x8 block. Allowed: landmarks within 1e-4 px,
+    depth within 1e-4 relative at 99 % of the pixels, and at most 4 % of the pixels (two 8x8 JPEG blocks of a 64 px image) differing by more than one
+    8-bit level beyond ``image_atol``, with a mean difference below 1e-3.
+    """
+    assert torch.allclose(x["landmarks2d"], y["landmarks2d"], atol=1e-4)
+    both = (x["depth"] > 0) & (y["depth"] > 0)
+    rel = (x["depth"][both] - y["depth"][both]).abs() / x["depth"][both]
+    assert float((rel > 1e-4).float().mean()) < 0.01 and float(rel.median()) < 1e-5
+    assert float((x["mask_face"] != y["mask_face"]).float().mean()) < 0.01
+    d = (x["image"] - y["image"]).abs()
+    assert float((d > image_atol + 1.01 / 255).float().mean()) < 0.04  # ~2 JPEG blocks at 64 px
+    assert float(d.mean()) < 1e-3 + image_atol
 
 
 def _one_thread(_worker_id: int) -> None:
@@ -255,8 +277,12 @@ def test_depth_normals_and_vertices_agree(frontal):
     # vertices: the pose formula
     P_rot, P_t = out["rotation"][0], out["translation"][0]
     R = axis_angle_to_matrix(P_rot) @ flip_yz(P_rot)
-    vm = (out["vertices"][0] - P_t) @ R  # back to model space
-    assert vm.shape[1] == 3 and torch.isfinite(vm).all()
+    vm = (out["vertices"][0] - P_t) @ R  # back to model space: R^T (x - t)
+    c2w = out["cam2world"][0]
+    vm2 = out["vertices"][0] @ c2w[:3, :3].T + c2w[:3, 3]
+    assert torch.allclose(vm, vm2, atol=1e-4)
+    # the camera centre (origin) sits in front of the face: +z in model space
+    assert c2w[2, 3] > vm[:, 2].max()
 
 
 # ----------------------------------------------------------------------------- multi-view
@@ -324,8 +350,7 @@ def test_shard_cache_roundtrip(tmp_path, model):
     assert len(cache) == 5
     for i in (0, 3, 4):
         a, b = ds[i], cache[i]
-        assert (a["image"] - b["image"]).abs().max() <= 0.5 / 255 + 1e-6
-        assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["mask_face"], b["mask_face"])
+        _assert_same_render(a, b, image_atol=0.5 / 255 + 1e-6)  # 8-bit PNG in the shard
     # a second call finds the complete cache and renders nothing
     mtime = (tmp_path / "shard_00000.npz").stat().st_mtime_ns
     write_cache(ds, tmp_path, shard_size=2, progress=False)

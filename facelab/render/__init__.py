@@ -8,8 +8,9 @@ Four small primitives, as in nvdiffrast, and shading as plain tensor code:
 * :func:`interpolate` — per-vertex attributes -> per-pixel attributes (differentiable w.r.t.
   attributes and vertex positions).
 * :func:`texture` — bilinear texture lookups with trilinear mipmapping.
-* :func:`soft_silhouette` / :func:`soft_rasterize` — SoftRas coverage and blending, for
-  gradients at silhouettes.
+* :func:`antialias` — nvdiffrast-style analytic antialiasing of silhouette edges, and
+  :func:`soft_silhouette` / :func:`soft_rasterize` — SoftRas coverage and blending: the two
+  ways to get gradients at silhouettes and occlusion boundaries.
 * Shading: :func:`sh_basis`, :func:`sh_shading`, :func:`lambert`, :func:`blinn_phong`;
   normal and depth maps.
 * :class:`Renderer` — camera + lights + mesh -> image, mask, depth, normals, landmarks, with
@@ -20,6 +21,7 @@ Conventions: :mod:`facelab.geometry.camera` (OpenCV camera, pixel centres at +0.
 
 from __future__ import annotations
 
+from .antialias import antialias, face_adjacency
 from .backends import pytorch3d_available, rasterize_pytorch3d
 from .interpolate import interpolate, interpolate_packed, scatter_packed
 from .rasterize import Fragments, rasterize, rasterize_reference, signed_screen_areas
@@ -34,6 +36,7 @@ from .shading import (
     sh_ambient,
     sh_basis,
     sh_shading,
+    sh_shading_packed,
 )
 from .soft import soft_rasterize, soft_silhouette
 from .texture import mipmap_pyramid, texture, uv_footprint
@@ -44,9 +47,11 @@ __all__ = [
     "Fragments",
     "RenderOutput",
     "Renderer",
+    "antialias",
     "blinn_phong",
     "depth_to_image",
     "encode_normals",
+    "face_adjacency",
     "interpolate",
     "interpolate_packed",
     "lambert",
@@ -59,6 +64,7 @@ __all__ = [
     "sh_ambient",
     "sh_basis",
     "sh_shading",
+    "sh_shading_packed",
     "signed_screen_areas",
     "soft_rasterize",
     "soft_silhouette",

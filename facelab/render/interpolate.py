@@ -76,7 +76,7 @@ def scatter_packed(
         out = bg.expand(B * H * W, C).clone()
     else:
         out = values.new_zeros(B * H * W, C)
-    out = out.index_put((fragments.pix,), values)
+    out.index_put_((fragments.pix,), values)  # in place: no second image-sized copy
     return out.view(B, H, W, C)
 
 

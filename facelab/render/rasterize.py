@@ -350,8 +350,10 @@ def rasterize(
     bary_p, z_p = _barycentrics(verts_screen, faces, b_w, f_w, (px_w, py_w))
     pix_to_face = torch.full((B * H * W,), -1, dtype=torch.long, device=dev)
     pix_to_face[pix_w] = f_w
-    bary = torch.zeros(B * H * W, 3, dtype=dt, device=dev).index_put((pix_w,), bary_p)
-    zbuf = torch.full((B * H * W,), -1.0, dtype=dt, device=dev).index_put((pix_w,), z_p)
+    bary = torch.zeros(B * H * W, 3, dtype=dt, device=dev)
+    bary.index_put_((pix_w,), bary_p)
+    zbuf = torch.full((B * H * W,), -1.0, dtype=dt, device=dev)
+    zbuf.index_put_((pix_w,), z_p)
     return Fragments(
         pix_to_face=pix_to_face.view(B, H, W),
         bary=bary.view(B, H, W, 3),

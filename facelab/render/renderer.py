@@ -10,9 +10,9 @@ A thin convenience over the primitives, doing what every chapter does::
     colour    = albedo * sh_shading(n, sh) + albedo * lambert(n, l) + k_s * blinn_phong(n, l, v)
 
 Shading happens only at the covered pixels (packed ``(P, C)`` rows), then one scatter makes the
-image. ``mode="soft"`` replaces the hard mask and colours by SoftRas
-(:func:`facelab.render.soft_rasterize`, per-vertex Gouraud shading) so silhouettes have
-gradients. ``backend="pytorch3d"`` swaps the rasterizer for PyTorch3D's (same conventions,
+image. Silhouette gradients: ``antialias=True`` (nvdiffrast's analytic antialiasing,
+:func:`facelab.render.antialias`), or ``mode="soft"``, which replaces the hard mask and colours
+by SoftRas (:func:`facelab.render.soft_rasterize`, per-vertex Gouraud shading). ``backend="pytorch3d"`` swaps the rasterizer for PyTorch3D's (same conventions,
 same outputs) where it is installed.
 """
 
@@ -24,6 +24,7 @@ import torch
 
 from ..errors import InvalidInput
 from ..geometry.camera import Camera, pose_to_camera, project_depth
+from .antialias import antialias, face_adjacency
 from .interpolate import interpolate, interpolate_packed, scatter_packed
 from .rasterize import Fragments, rasterize
 from .shading import (
@@ -101,6 +102,9 @@ class Renderer:
         near: triangles closer than this (camera units) are dropped.
         cull_backfaces: skip triangles facing away (faster, and hides the inside of a head).
         sigma, gamma, faces_per_pixel: SoftRas parameters for ``mode="soft"``.
+        antialias: in ``mode="hard"``, run nvdiffrast-style analytic antialiasing
+            (:func:`facelab.render.antialias`) on the image and mask: smooth silhouettes with
+            gradients w.r.t. silhouette vertex positions, sharp interior.
     """
 
     image_size: int | tuple[int, int] = 256
@@ -112,7 +116,9 @@ class Renderer:
     sigma: float = 1.0
     gamma: float = 1e-2
     faces_per_pixel: int | None = None
+    antialias: bool = False
     _size: tuple[int, int] = field(init=False, repr=False)
+    _adjacency: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         s = self.image_size
@@ -202,6 +208,7 @@ class Renderer:
             raise InvalidInput("pass a camera or intrinsics K to Renderer.render")
         K = K if K.dim() == 3 else K.unsqueeze(0)
         screen = project_depth(verts_cam, K.to(verts.dtype).expand(B, 3, 3))
+        faces_in = faces
         faces = faces.long()
         frags = self.rasterize(screen, faces)
         bg = torch.as_tensor(self.background, dtype=verts.dtype, device=verts.device).expand(3)
@@ -252,6 +259,11 @@ class Renderer:
             )  # fmt: skip
             image = scatter_packed(col_p, frags, bg)
             mask = frags.mask.unsqueeze(-1).to(image.dtype)
+            if self.antialias:
+                both = antialias(
+                    torch.cat([image, mask], -1), frags, screen, faces, self._adj(faces_in, faces)
+                )
+                image, mask = both[..., :3], both[..., 3:]
         depth = scatter_packed(frags.z_packed.unsqueeze(1), frags)
         normals = scatter_packed(n_p, frags)
         lmk = None
@@ -267,6 +279,13 @@ class Renderer:
             verts_screen=screen,
             landmarks=lmk,
         )
+
+    def _adj(self, faces_in: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """Face adjacency, cached for the last ``faces`` tensor (same object and shape)."""
+        c = self._adjacency
+        if c is None or c[0] is not faces_in or c[1] != tuple(faces.shape):
+            self._adjacency = c = (faces_in, tuple(faces.shape), face_adjacency(faces))
+        return c[2]
 
     @staticmethod
     def _shade(n, albedo, pos, sh, light_dir, light_color, specular, shininess, rows=None):

@@ -27,6 +27,7 @@ landmarks2d          (68, 2)        iBUG-68 landmark pixels ``(u, v)`` (pixel ce
 landmarks3d          (68, 3)        the landmark vertices, camera space
 landmarks_visible    (68,) bool     inside the image and not hidden by the face itself
 K                    (3, 3)         intrinsics (principal point at the image centre)
+cam2world            (4, 4)         the camera's pose in model space (inverse of the pose)
 identity, expression (K_id,), (K_e) :class:`~facelab.models.FaceParams` fields
 rotation, translation (3,), (3,)    pose: ``x_cam = R(rotation) diag(1,-1,-1) x + translation``
 light                (9, 3)         ground-truth SH (environment + SH fit of the key light)
@@ -55,7 +56,7 @@ from .config import WorldConfig
 
 SAMPLE_KEYS = (
     "image", "mask", "mask_face", "mask_skin", "depth", "normals", "vertices", "landmarks2d",
-    "landmarks3d", "landmarks_visible", "K", "identity", "expression", "rotation", "translation",
+    "landmarks3d", "landmarks_visible", "K", "cam2world", "identity", "expression", "rotation", "translation",
     "light", "focal", "env_light", "key_dir", "key_color", "ypr", "index",
 )  # fmt: skip
 

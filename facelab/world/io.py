@@ -16,7 +16,8 @@ Files of one view (``suffix`` is ``""`` for a single view, ``"_k"`` for view ``k
                  no batch dim; shared by all views except rotation/translation/light)
     albedo_texture  "albedo.png" when the sample carries its UV albedo (the CLI writes it)
     views        one entry per view (a single-view sample has exactly one):
-      camera     {K (3x3), R (3x3, model -> camera incl. diag(1,-1,-1)), t (3), focal, ypr_deg}
+      camera     {K (3x3), R (3x3, model -> camera incl. diag(1,-1,-1)), t (3), focal, ypr_deg,
+                  cam2world (4x4, the inverse)}
       rotation, translation, light (9x3), environment_sh (9x3), key_dir, key_color
       landmarks2d (68x2), landmarks3d (68x3), landmarks_visible (68 bools)
       files      {image, depth, normals, mask_face, mask_skin}
@@ -101,6 +102,7 @@ def _view_files(sample: dict[str, torch.Tensor], out: Path, suffix: str) -> dict
             "t": _lst(sample["translation"]),
             "focal": float(sample["focal"]),
             "ypr_deg": _lst(sample["ypr"]),
+            "cam2world": _lst(sample["cam2world"]) if "cam2world" in sample else None,
         },
         "rotation": _lst(sample["rotation"]),
         "translation": _lst(sample["translation"]),

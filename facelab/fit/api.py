@@ -1,0 +1,416 @@
+"""``fit(photo)``: detect, fit landmarks, fit photometrically, package a :class:`FitResult`.
+
+The pipeline for one photo:
+
+1. **Detect** the face and its 68 landmarks (dlib, :mod:`facelab.vision`), unless landmarks are
+   given. No face -> :class:`~facelab.errors.NoFaceFound` naming the photo; several faces ->
+   the ``face`` policy (``"largest"`` by default, ``"single"`` raises
+   :class:`~facelab.errors.MultipleFacesFound`, an int picks one left to right); a face
+   smaller than ``min_face_px`` -> :class:`~facelab.errors.InvalidInput`.
+2. **Landmark fit** on the full photo (:func:`facelab.fit.landmarks.fit_landmarks`): pose,
+   identity, expression, with a focal length from an assumed field of view.
+3. **Crop** a square around the face (``crop_scale`` x the landmark box), resampled to
+   ``resolution`` pixels; the intrinsics follow the crop (``u' = a (u - x_0)``:
+   ``f' = a f``, ``c' = a (c - x_0)``), the pose does not change.
+4. **Photometric fit** in the crop (:func:`facelab.fit.photometric.fit_photometric`).
+5. **Package**: full-resolution render and overlay, texture unwrapped from the photo,
+   landmark error, timings, warnings (|yaw| > 60 degrees is reported as an extreme pose).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import FitDiverged, InvalidInput, NoFaceFound
+from ..geometry.camera import intrinsics, project
+from ..geometry.rotation import axis_angle_to_matrix, matrix_to_yaw_pitch_roll
+from ..models.morphable import pose_points
+from ..models.params import FaceParams
+from .landmarks import LandmarkFitConfig, fit_landmarks
+from .photometric import FitConfig, fit_photometric, linear_to_srgb
+from .render import render_face
+from .result import FitResult
+
+#: Faces whose landmark box is smaller than this (pixels) are refused.
+MIN_FACE_PX = 40
+#: |yaw| above this (degrees) is reported as an extreme pose.
+EXTREME_YAW = 60.0
+
+
+def fast_mode(fast: bool | None = None) -> bool:
+    """``fast`` if given, else the environment variable ``FACELAB_FAST=1``."""
+    if fast is not None:
+        return bool(fast)
+    return os.environ.get("FACELAB_FAST", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _resolve_model(model: Any):
+    if isinstance(model, str):
+        from ..models import load
+
+        return load(model)
+    return model
+
+
+def _load_photo(photo: Any) -> tuple[torch.Tensor, str]:
+    from ..vision import load_image
+
+    img = load_image(photo)
+    src = img.source if isinstance(img.source, str) else ""
+    if isinstance(photo, str | os.PathLike):
+        src = str(photo)
+    return img.tensor, src
+
+
+def detect_landmarks(
+    image: torch.Tensor, source: str = "", face: str | int = "largest", detector: Any = "dlib"
+) -> torch.Tensor:
+    """``(68, 2)`` landmarks of the face chosen by the ``face`` policy (see module doc)."""
+    from ..vision import detect_faces
+
+    try:
+        faces = detect_faces(image, detector=detector, policy=face)
+    except NoFaceFound as e:
+        raise NoFaceFound(f"{source or 'photo'}: {e}") from None
+    return faces[0].landmarks.to(torch.float32)
+
+
+def check_face_size(
+    landmarks: torch.Tensor, source: str = "", min_px: float = MIN_FACE_PX
+) -> float:
+    """Raise :class:`InvalidInput` when the landmark box is smaller than ``min_px``."""
+    span = landmarks.amax(0) - landmarks.amin(0)
+    size = float(span.max())
+    if size < min_px:
+        raise InvalidInput(
+            f"{source or 'photo'}: the face is only {size:.0f} px wide; facelab needs at least "
+            f"{min_px} px: use a larger or less down-scaled photo"
+        )
+    return size
+
+
+def crop_box(landmarks: torch.Tensor, scale: float) -> tuple[float, float, float]:
+    """Square crop ``(x0, y0, side)`` around ``(68, 2)`` landmarks: centre of the box, side =
+    ``scale`` x its larger side."""
+    lo, hi = landmarks.amin(0), landmarks.amax(0)
+    c = (lo + hi) / 2
+    side = float((hi - lo).max()) * scale
+    return float(c[0]) - side / 2, float(c[1]) - side / 2, side
+
+
+def crop_image(
+    image: torch.Tensor, box: tuple[float, float, float], size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample the square ``box = (x0, y0, side)`` of ``image (1, 3, H, W)`` to
+    ``size x size`` (bilinear, antialiased by area pre-filtering when shrinking).
+
+    Returns ``(crop (1, 3, size, size), valid (1, size, size) bool)`` (False outside the photo).
+    """
+    _, _, H, W = image.shape
+    x0, y0, side = box
+    a = size / side
+    if a < 0.5:
+        # pre-blur by area averaging to avoid aliasing
+        k = int(math.floor(1 / a))
+        image = F.avg_pool2d(image, k, stride=1, padding=k // 2, count_include_pad=False)[
+            ..., :H, :W
+        ]
+    j = torch.arange(size, dtype=image.dtype, device=image.device) + 0.5
+    u = x0 + j / a  # original pixel coordinates of the crop's pixel centres
+    v = y0 + j / a
+    gx = 2 * u / W - 1
+    gy = 2 * v / H - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None]
+    crop = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    valid = ((u >= 0) & (u <= W))[None, :] & ((v >= 0) & (v <= H))[:, None]
+    return crop, valid[None]
+
+
+def crop_intrinsics(K: torch.Tensor, box: tuple[float, float, float], size: int) -> torch.Tensor:
+    """Intrinsics ``(B, 3, 3)`` of the crop: ``f' = a f``, ``c' = a (c - x0)``, ``a = size/side``."""
+    x0, y0, side = box
+    a = size / side
+    S = torch.tensor(
+        [[a, 0.0, -a * x0], [0.0, a, -a * y0], [0.0, 0.0, 1.0]], dtype=K.dtype, device=K.device
+    )
+    return S @ K
+
+
+def draw_points(
+    img: torch.Tensor, pts: torch.Tensor, colour: tuple[float, float, float], r: int = 1
+) -> torch.Tensor:
+    """Draw ``(N, 2)`` points as small squares on ``img (3, H, W)`` (returns a copy)."""
+    out = img.clone()
+    _, H, W = out.shape
+    col = torch.tensor(colour, dtype=out.dtype, device=out.device)[:, None]
+    for x, y in pts.tolist():
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        j, i = int(x), int(y)
+        i0, i1, j0, j1 = max(i - r, 0), min(i + r + 1, H), max(j - r, 0), min(j + r + 1, W)
+        if i0 < i1 and j0 < j1:
+            out[:, i0:i1, j0:j1] = col[..., None]
+    return out
+
+
+@torch.no_grad()
+def unwrap_texture(
+    model,
+    posed: torch.Tensor,
+    K: torch.Tensor,
+    image: torch.Tensor,
+    zbuf: torch.Tensor,
+    albedo: torch.Tensor,
+    size: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texture unwrapped from the photo.
+
+    For every texel of the UV layout, its surface point ``x = sum_k b_k x_{f_k}`` (UV-space
+    rasterization gives the triangle and barycentrics) is projected into the photo; if it is
+    the visible surface there (its depth within 1 % of the photo's z-buffer) the texel takes
+    the photo colour, else the fitted albedo (sRGB).
+
+    Args:
+        posed: ``(V, 3)`` camera-space vertices; K ``(3, 3)``; image ``(1, 3, H, W)`` photo;
+            zbuf ``(H, W)`` depth of the fitted render (-1 = background); albedo ``(V, 3)``.
+
+    Returns:
+        ``texture (3, S, S)`` sRGB, ``visible (S, S)`` bool.
+    """
+    from ..render import rasterize
+
+    uvs, uvf = model.uvs.to(posed.dtype), model.uv_faces
+    screen = torch.stack([uvs[:, 0] * size, (1 - uvs[:, 1]) * size, torch.ones_like(uvs[:, 0])], -1)
+    frags = rasterize(screen[None], uvf, (size, size))
+    # per-texel attributes through the vertex faces: position and albedo
+    f = frags.pix_to_face[0]
+    cov = f >= 0
+    tri = model.faces[f.clamp_min(0)]  # (S, S, 3)
+    b = frags.bary[0]
+    pos = (posed[tri] * b[..., None]).sum(-2)
+    alb = (albedo.to(posed.dtype)[tri] * b[..., None]).sum(-2)
+    H, W = image.shape[-2:]
+    uv = project(pos.reshape(1, -1, 3), K[None]).reshape(size, size, 2)
+    ix = uv[..., 0].floor().long().clamp(0, W - 1)
+    iy = uv[..., 1].floor().long().clamp(0, H - 1)
+    inside = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
+    zb = zbuf[iy, ix]
+    visible = cov & inside & (zb > 0) & ((pos[..., 2] - zb).abs() <= 0.01 * zb.abs())
+    grid = torch.stack([2 * uv[..., 0] / W - 1, 2 * uv[..., 1] / H - 1], -1)[None].to(image.dtype)
+    photo = F.grid_sample(image, grid, mode="bilinear", align_corners=False)[0]  # (3, S, S)
+    tex = linear_to_srgb(alb.clamp(0, 1)).permute(2, 0, 1).to(image.dtype)
+    tex = torch.where(visible[None], photo, tex)
+    tex = torch.where(cov[None], tex, torch.zeros_like(tex))
+    return tex, visible
+
+
+def _ypr(rotation: torch.Tensor) -> tuple[float, float, float]:
+    a = matrix_to_yaw_pitch_roll(axis_angle_to_matrix(rotation.double()), degrees=True)
+    return float(a[0]), float(a[1]), float(a[2])
+
+
+@torch.no_grad()
+def package_result(
+    model,
+    image: torch.Tensor,
+    landmarks: torch.Tensor,
+    params: FaceParams,
+    K: torch.Tensor,
+    landmark_vertices: torch.Tensor,
+    vertex_albedo: torch.Tensor,
+    history: dict[str, list[float]],
+    timings: dict[str, float],
+    warnings: list[str],
+    source: str,
+    texture_size: int = 512,
+) -> FitResult:
+    """Render the fit over the full photo and build the :class:`FitResult` (one image)."""
+    from ..metrics import landmark_nme
+
+    dt = model.dtype
+    verts = model.forward(params.identity, params.expression)
+    posed = pose_points(verts, params.rotation, params.translation)
+    for name, t in (("vertices", verts), ("posed vertices", posed)):
+        if not bool(torch.isfinite(t).all()):
+            raise FitDiverged(
+                f"{source or 'photo'}: the fitted {name} contain NaN/Inf", last_good=params
+            )
+    _, _, H, W = image.shape
+    light = params.light if params.light is not None else None
+    r = render_face(
+        posed, model.faces, vertex_albedo[None].to(dt), light.to(dt), K[None].to(dt), (H, W)
+    )
+    render = linear_to_srgb(r.image[0].clamp(0, 1)).permute(2, 0, 1).to(image.dtype)
+    m = r.fragments.mask[0]
+    overlay = torch.where(m[None], 0.25 * image[0] + 0.75 * render, image[0])
+    proj = project(posed[:, landmark_vertices.to(posed.device)], K[None].to(dt))[0]
+    overlay = draw_points(overlay, landmarks.to(overlay.dtype), (0.1, 0.9, 0.1))
+    overlay = draw_points(overlay, proj.to(overlay.dtype), (0.95, 0.15, 0.1))
+    nme = float(landmark_nme(proj[None].double(), landmarks[None].double(), "outer_eye")[0])
+    tex = tmask = None
+    if model.uvs is not None and texture_size > 0:
+        tex, tmask = unwrap_texture(
+            model,
+            posed[0],
+            K.to(dt),
+            image.to(dt),
+            r.fragments.zbuf[0],
+            vertex_albedo,
+            texture_size,
+        )
+    ypr = _ypr(params.rotation[0])
+    return FitResult(
+        params=params, vertices=verts[0], posed_vertices=posed[0], faces=model.faces, K=K,
+        image=image[0], overlay=overlay, render=render, mask=m, landmarks=landmarks,
+        projected_landmarks=proj, landmark_vertices=landmark_vertices, vertex_albedo=vertex_albedo,
+        uvs=model.uvs, uv_faces=model.uv_faces, texture=tex, texture_mask=tmask, history=history,
+        timings=timings, ypr=ypr, landmark_nme=nme, warnings=warnings, model_name=model.name,
+        source=source, units=model.units,
+    )  # fmt: skip
+
+
+def fit(
+    photo: Any,
+    model: Any = "ict-face",
+    landmarks: torch.Tensor | None = None,
+    config: FitConfig | None = None,
+    landmark_config: LandmarkFitConfig | None = None,
+    face: str | int = "largest",
+    detector: Any = "dlib",
+    photometric: bool = True,
+    fast: bool | None = None,
+    progress: bool | None = None,
+    source: str | None = None,
+    min_face_px: float = MIN_FACE_PX,
+) -> FitResult:
+    """Fit a 3DMM to one photo (see the module docstring for the pipeline).
+
+    Args:
+        photo: path, :class:`facelab.vision.Image`, tensor ``(1, 3, H, W)`` / ``(3, H, W)`` in
+            [0, 1], numpy array or PIL image.
+        model: a model name for :func:`facelab.models.load` or a ``MorphableModel``.
+        landmarks: ``(68, 2)`` landmarks in photo pixels (skips detection).
+        config: :class:`FitConfig` (photometric stage); ``landmark_config`` for stage 1.
+        face: several-faces policy (``"largest"``, ``"single"``, or an index left to right).
+        detector: detector name or instance (:func:`facelab.vision.get_detector`).
+        photometric: run stage 2 (``False``: the landmark-only fit).
+        fast: FAST mode (128-px crop, short schedule); default ``FACELAB_FAST``.
+        progress: show a progress bar (default: the config's).
+        source: name of the photo in messages (default: its path).
+        min_face_px: smallest accepted face (landmark box side, pixels).
+
+    Returns:
+        :class:`FitResult`.
+
+    Raises:
+        NoFaceFound, MultipleFacesFound, InvalidInput (tiny face, bad landmarks),
+        FitDiverged (NaN during the fit; never a NaN mesh).
+    """
+    t_all = time.perf_counter()
+    mdl = _resolve_model(model)
+    img, src = _load_photo(photo)
+    src = source or src or "photo"
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if landmarks is None:
+        lm = detect_landmarks(img, src, face, detector)
+        timings["detect"] = time.perf_counter() - t0
+    else:
+        lm = torch.as_tensor(landmarks, dtype=torch.float32)
+        if lm.shape != (68, 2):
+            raise InvalidInput(f"landmarks must be (68, 2), got {tuple(lm.shape)}")
+        if not bool(torch.isfinite(lm).all()):
+            raise InvalidInput(f"{src}: landmarks contain NaN/Inf")
+    check_face_size(lm, src, min_face_px)
+    fast = fast_mode(fast)
+    cfg = config or FitConfig()
+    if fast:
+        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
+    _, _, H, W = img.shape
+    t0 = time.perf_counter()
+    lf = fit_landmarks(mdl, lm[None].to(mdl.dtype), (H, W), landmark_config)
+    timings["landmarks"] = time.perf_counter() - t0
+    history: dict[str, list[float]] = {"landmarks": list(lf.history)}
+    warnings: list[str] = []
+    yaw = _ypr(lf.params.rotation[0])[0]
+    if abs(yaw) > EXTREME_YAW:
+        warnings.append(
+            f"extreme pose: |yaw| = {abs(yaw):.0f} deg > {EXTREME_YAW:.0f}; the fit is unreliable "
+            "(half the face is hidden and the landmarks are poorly defined)"
+        )
+    f = lf.params.focal
+    K_full = intrinsics(f, f, W / 2.0, H / 2.0)[0]
+    params = lf.params
+    albedo = None
+    if photometric:
+        box = crop_box(lm, cfg.crop_scale)
+        R = cfg.resolution
+        crop, valid = crop_image(img.to(mdl.dtype), box, R)
+        Kc = crop_intrinsics(K_full.to(mdl.dtype), box, R)[None]
+        a = R / box[2]
+        lm_c = (lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype)) * a
+        t0 = time.perf_counter()
+        ph = fit_photometric(
+            mdl, crop, lm_c[None], lf.params, Kc, lf.landmark_vertices, cfg, target_valid=valid
+        )
+        timings["photometric"] = time.perf_counter() - t0
+        timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
+        warnings += ph.warnings
+        for rec in ph.history:
+            history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
+        params = ph.params
+        params.focal = ph.K[:, 0, 0] / a
+        K_full = intrinsics(params.focal, params.focal, W / 2.0, H / 2.0)[0]
+        albedo = ph.vertex_albedo[0]
+    else:
+        from ..render.shading import sh_ambient
+        from .photometric import estimate_light, skin_vertex_mask, srgb_to_linear
+
+        tgt = srgb_to_linear(img.to(mdl.dtype).permute(0, 2, 3, 1))
+        colour, light = estimate_light(
+            mdl, params, K_full[None].to(mdl.dtype), tgt, skin_vertex_mask(mdl)
+        )
+        params.light = (
+            light if bool(torch.isfinite(light).all()) else sh_ambient(1.0, 1, 3, dtype=mdl.dtype)
+        )
+        albedo = colour[0][None].expand(mdl.n_vertices, 3)
+    timings["total"] = time.perf_counter() - t_all
+    res = package_result(
+        mdl,
+        img,
+        lm,
+        params,
+        K_full,
+        lf.landmark_vertices[0],
+        albedo,
+        history,
+        timings,
+        warnings,
+        src,
+    )
+    res.timings["total"] = time.perf_counter() - t_all
+    return res
+
+
+__all__ = [
+    "EXTREME_YAW",
+    "MIN_FACE_PX",
+    "check_face_size",
+    "crop_box",
+    "crop_image",
+    "crop_intrinsics",
+    "detect_landmarks",
+    "fast_mode",
+    "fit",
+    "package_result",
+    "unwrap_texture",
+]

@@ -1,0 +1,168 @@
+"""Several photos of one person: one identity, one expression / pose / light per photo.
+
+The identity is the same person's shape, so it is shared: stage 1 solves one linear system
+with unknowns ``(alpha, beta_1, ..., beta_N)`` (:func:`facelab.fit.landmarks.fit_landmarks`
+with ``shared_identity=True``); stage 2 renders the ``N`` crops as one batch whose identity
+(and albedo) coefficients are a single row broadcast over the batch. More views constrain the
+shape better than any one of them (the depth ambiguity of one view is resolved by another).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from ..errors import InvalidInput
+from ..geometry.camera import intrinsics
+from .api import (
+    EXTREME_YAW,
+    MIN_FACE_PX,
+    _load_photo,
+    _resolve_model,
+    _ypr,
+    check_face_size,
+    crop_box,
+    crop_image,
+    crop_intrinsics,
+    detect_landmarks,
+    fast_mode,
+    package_result,
+)
+from .landmarks import LandmarkFitConfig, fit_landmarks
+from .photometric import FitConfig, fit_photometric
+from .result import FitResult
+
+
+def fit_multi(
+    photos: list[Any],
+    model: Any = "ict-face",
+    landmarks: list[torch.Tensor] | None = None,
+    config: FitConfig | None = None,
+    landmark_config: LandmarkFitConfig | None = None,
+    face: str | int = "largest",
+    detector: Any = "dlib",
+    photometric: bool = True,
+    fast: bool | None = None,
+    progress: bool | None = None,
+    min_face_px: float = MIN_FACE_PX,
+) -> list[FitResult]:
+    """Fit one identity to several photos of the same person.
+
+    Arguments as :func:`facelab.fit.fit`, with lists of photos (and optional ``(68, 2)``
+    landmarks per photo). Returns one :class:`FitResult` per photo; all share
+    ``params.identity`` (and the albedo coefficients).
+    """
+    if len(photos) < 1:
+        raise InvalidInput("fit_multi needs at least one photo")
+    if landmarks is not None and len(landmarks) != len(photos):
+        raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
+    t_all = time.perf_counter()
+    mdl = _resolve_model(model)
+    fast = fast_mode(fast)
+    cfg = config or FitConfig()
+    if fast:
+        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
+    imgs, srcs, lms = [], [], []
+    for i, ph in enumerate(photos):
+        img, src = _load_photo(ph)
+        src = src or f"photo {i}"
+        lm = (
+            detect_landmarks(img, src, face, detector)
+            if landmarks is None
+            else torch.as_tensor(landmarks[i], dtype=torch.float32)
+        )
+        check_face_size(lm, src, min_face_px)
+        imgs.append(img)
+        srcs.append(src)
+        lms.append(lm)
+    # Stage 1, shared identity. Different photo sizes: fit each in its own pixel frame by
+    # normalising to a common focal convention (principal point at each photo's centre).
+    t0 = time.perf_counter()
+    sizes = [tuple(im.shape[-2:]) for im in imgs]
+    if len(set(sizes)) == 1:
+        lf = fit_landmarks(
+            mdl, torch.stack(lms).to(mdl.dtype), sizes[0], landmark_config, shared_identity=True
+        )
+    else:
+        # Map every photo to the first photo's frame by a scale about the centre (same FOV).
+        H0, W0 = sizes[0]
+        scaled = []
+        for (H, W), lm in zip(sizes, lms):
+            s = max(H0, W0) / max(H, W)
+            scaled.append((lm - torch.tensor([W / 2, H / 2])) * s + torch.tensor([W0 / 2, H0 / 2]))
+        lf = fit_landmarks(
+            mdl, torch.stack(scaled).to(mdl.dtype), (H0, W0), landmark_config, shared_identity=True
+        )
+    idx = list(range(len(imgs)))
+    t_lm = time.perf_counter() - t0
+    params = lf.params
+    focal_full = []
+    for (H, W), i in zip(sizes, idx):
+        s = max(H, W) / max(sizes[0])
+        focal_full.append(params.focal[i] * s)
+    focal_full = torch.stack(focal_full)
+    Ks = [
+        intrinsics(focal_full[i : i + 1], focal_full[i : i + 1], W / 2.0, H / 2.0)[0]
+        for i, (H, W) in enumerate(sizes)
+    ]
+    warnings: list[list[str]] = [[] for _ in imgs]
+    for i in range(len(imgs)):
+        yaw = _ypr(params.rotation[i])[0]
+        if abs(yaw) > EXTREME_YAW:
+            warnings[i].append(f"extreme pose: |yaw| = {abs(yaw):.0f} deg > {EXTREME_YAW:.0f}")
+    history: dict[str, list[float]] = {"landmarks": list(lf.history)}
+    timings = {"landmarks": t_lm}
+    albedos = None
+    if photometric:
+        R = cfg.resolution
+        crops, valids, Kc, lmc, scales = [], [], [], [], []
+        for i, (img, lm) in enumerate(zip(imgs, lms)):
+            box = crop_box(lm, cfg.crop_scale)
+            c, v = crop_image(img.to(mdl.dtype), box, R)
+            crops.append(c[0])
+            valids.append(v[0])
+            Kc.append(crop_intrinsics(Ks[i].to(mdl.dtype), box, R))
+            a = R / box[2]
+            scales.append(a)
+            lmc.append((lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype)) * a)
+        t0 = time.perf_counter()
+        ph = fit_photometric(
+            mdl, torch.stack(crops), torch.stack(lmc), params, torch.stack(Kc),
+            lf.landmark_vertices, cfg, shared_identity=True, target_valid=torch.stack(valids),
+        )  # fmt: skip
+        timings["photometric"] = time.perf_counter() - t0
+        timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
+        for rec in ph.history:
+            history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
+        params = ph.params
+        params.focal = torch.stack([ph.K[i, 0, 0] / scales[i] for i in range(len(imgs))])
+        Ks = [
+            intrinsics(params.focal[i : i + 1], params.focal[i : i + 1], W / 2.0, H / 2.0)[0]
+            for i, (H, W) in enumerate(sizes)
+        ]
+        albedos = ph.vertex_albedo
+        for w in warnings:
+            w += ph.warnings
+    else:
+        from ..render.shading import sh_ambient
+
+        params.light = sh_ambient(1.0, len(imgs), 3, dtype=mdl.dtype)
+        albedos = torch.full((len(imgs), mdl.n_vertices, 3), 0.5, dtype=mdl.dtype)
+    timings["total"] = time.perf_counter() - t_all
+    out = []
+    for i in range(len(imgs)):
+        out.append(
+            package_result(
+                mdl, imgs[i], lms[i], params[i], Ks[i], lf.landmark_vertices[i], albedos[i],
+                history, dict(timings), warnings[i], srcs[i],
+            )
+        )  # fmt: skip
+    return out
+
+
+__all__ = ["fit_multi"]
