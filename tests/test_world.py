@@ -571,3 +571,17 @@ def test_ict_full_model_renders_eyeballs_and_teeth(with_shared_data):
         c = eye.mean(0).round().long()
         patch = img[:, c[1] - 3 : c[1] + 4, c[0] - 3 : c[0] + 4]
         assert patch.mean(0).min() < 0.5 * skin
+
+
+def test_gallery_rows_are_realism_levels_of_the_same_samples():
+    from facelab.world import gallery, ground_truth_figure
+
+    img = np.asarray(gallery("builtin", size=32, cols=2, seed=0, levels=(0.0, 1.0)))
+    assert img.shape == (2 * 34, 64 + 2 * 34, 3)
+    tile = lambda r, c: img[r * 34 : r * 34 + 32, 64 + c * 34 : 64 + c * 34 + 32].astype(float)  # noqa: E731
+    # realism 0 has a black background; realism 1 a textured one, so the rows differ
+    assert tile(0, 0)[0, 0].sum() == 0 and tile(1, 0)[0, 0].sum() > 0
+    assert np.abs(tile(0, 0) - tile(1, 0)).mean() > 5
+    assert np.abs(tile(0, 0) - tile(0, 1)).mean() > 5  # two different samples
+    gt = np.asarray(ground_truth_figure("builtin", size=32, n=2, seed=0))
+    assert gt.shape == (2 * 34, 5 * 34, 3)

@@ -14,7 +14,7 @@ The pipeline for one photo:
    ``f' = a f``, ``c' = a (c - x_0)``), the pose does not change.
 4. **Photometric fit** in the crop (:func:`facelab.fit.photometric.fit_photometric`).
 5. **Package**: full-resolution render and overlay, texture unwrapped from the photo,
-   landmark error, timings, warnings (|yaw| > 60 degrees is reported as an extreme pose).
+   landmark error, timings, warnings (an absolute yaw above 60 degrees is reported as an extreme pose).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .result import FitResult
 
 #: Faces whose landmark box is smaller than this (pixels) are refused.
 MIN_FACE_PX = 40
-#: |yaw| above this (degrees) is reported as an extreme pose.
+#: An absolute yaw above this (degrees) is reported as an extreme pose.
 EXTREME_YAW = 60.0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .config import Knobs, WorldConfig
 from .dataset import SAMPLE_KEYS, WorldDataset, render_sample, sample_multiview, write_cache
+from .gallery import gallery, ground_truth_figure
 from .io import load_gt, save_sample
 from .render import WorldBatch, WorldRenderer
 from .seeding import generator_for, index_seed
@@ -31,7 +32,9 @@ __all__ = [
     "WorldConfig",
     "WorldDataset",
     "WorldRenderer",
+    "gallery",
     "generator_for",
+    "ground_truth_figure",
     "index_seed",
     "load_gt",
     "render_sample",

@@ -15,8 +15,8 @@ sub-knob               effect                                    value when ``No
                        cavity term, darkens the ambient (SH)
 ``shadows``            key-light shadow map + exact ``max(0,     ``realism``
                        n.l)`` key light instead of its SH fit
-``background``         ``"none"|"procedural"|"patches"|"mixed"`` ``"none"`` if realism == 0
-                                                                 else ``"mixed"``
+``background``         one of ``"none"``, ``"procedural"``,      ``"none"`` if realism == 0
+                       ``"patches"``, ``"mixed"``                else ``"mixed"``
 ``background_mix``     opacity of the background texture         ``realism``
 ``noise``              sensor shot + read noise scale            ``realism``
 ``blur``               optical (Gaussian) blur scale             ``realism``

@@ -29,7 +29,8 @@ landmarks_visible    (68,) bool     inside the image and not hidden by the face 
 K                    (3, 3)         intrinsics (principal point at the image centre)
 cam2world            (4, 4)         the camera's pose in model space (inverse of the pose)
 identity, expression (K_id,), (K_e) :class:`~facelab.models.FaceParams` fields
-rotation, translation (3,), (3,)    pose: ``x_cam = R(rotation) diag(1,-1,-1) x + translation``
+rotation             (3,)           pose (axis-angle): ``x_cam = R(rotation) diag(1,-1,-1) x + t``
+translation          (3,)           pose translation ``t`` (camera space, model units)
 light                (9, 3)         ground-truth SH (environment + SH fit of the key light)
 focal                ()             focal length in pixels
 env_light            (9, 3)         the environment alone
