@@ -516,7 +516,7 @@ def fit_photometric(
                 result.history.append(rec)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(stage=stage.name, loss=f"{float(loss):.4g}")
+                    bar.set_postfix(stage=stage.name, loss=f"{float(loss.detach()):.4g}")
             result.stage_seconds[stage.name] = time.perf_counter() - t0
             if stopped:
                 break

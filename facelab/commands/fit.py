@@ -1,0 +1,182 @@
+"""``facelab fit PHOTO [PHOTO ...] --out DIR`` -- a 3D face from photos (analysis by synthesis).
+
+Detects the face (dlib, offline; the largest one unless ``--face``), fits the model to its 68
+landmarks, refines pose, shape, expression, albedo and light photometrically
+(:func:`facelab.fit.fit`), and writes into ``DIR``:
+
+* ``mesh.obj`` (+ ``mesh.mtl``, ``mesh.png``): the fitted mesh (model space, model units) with
+  a texture unwrapped from the photo;
+* ``params.json``: the fitted parameters, camera, pose angles, landmark error, timings;
+* ``overlay.png``: the render over the photo with the detected (green) and fitted (red)
+  landmarks;
+* ``report.html``: overlay, texture, loss curves and the summary.
+
+Several photos are fitted one by one, each into ``DIR/NN_STEM/``; with ``--shared-identity``
+they are taken as one person and fitted together (one identity, one pose / expression /
+light per photo, :func:`facelab.fit.fit_multi`). A progress bar runs on stderr
+(``--quiet`` hides it). Exit code 1 with a message when no face is found, the face is too
+small, or the fit diverges.
+
+``--json`` output (stable keys)::
+
+    {
+      "out":             "DIR",
+      "model":           "ict-face",
+      "fast":            bool,
+      "photometric":     bool,          # False with --landmarks-only
+      "shared_identity": bool,
+      "seconds":         float,         # wall time of the whole command
+      "results": [                      # one per photo, in the order given
+        {"photo": "PHOTO", "dir": "DIR[/NN_STEM]",
+         "files": {"mesh", "texture", "params", "overlay", "report"},   # paths
+         "image_size": [H, W], "focal": float, "ypr_degrees": [yaw, pitch, roll],
+         "landmark_nme": float,         # fitted vs detected, outer-eye normalised
+         "timings": {"detect", "landmarks", "photometric", "total", ...},  # seconds
+         "warnings": [str]}
+      ]
+    }
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from ._util import print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="fit a 3D face model to one photo (or several photos of one person)",
+        description=(
+            "Reconstruct a 3D face from PHOTO by analysis by synthesis: landmarks, then a "
+            "photometric fit with the differentiable renderer. Writes mesh.obj (textured), "
+            "params.json, overlay.png and report.html into DIR."
+        ),
+    )
+    p.add_argument("photos", metavar="PHOTO", nargs="+", help="image file(s) (JPEG, PNG, ...)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--model", default="ict-face", help="face model (default: ict-face)")
+    p.add_argument(
+        "--fast", action="store_true", help="FAST mode: 128-px crop and a short schedule"
+    )
+    p.add_argument(
+        "--shared-identity",
+        action="store_true",
+        help="the photos show one person: fit one identity to all of them",
+    )
+    p.add_argument(
+        "--landmarks-only", action="store_true", help="skip the photometric stage (stage 1 only)"
+    )
+    p.add_argument(
+        "--face",
+        default="largest",
+        help="several faces: 'largest' (default), 'single' (error), or an index left to right",
+    )
+    p.add_argument(
+        "--resolution", type=int, default=None, help="photometric crop size in pixels (192)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=handler)
+
+
+def _face_policy(value: str) -> str | int:
+    return int(value) if re.fullmatch(r"\d+", value) else value
+
+
+def _subdir(out: Path, i: int, photo: str, n: int) -> Path:
+    if n == 1:
+        return out
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(photo).stem) or "photo"
+    return out / f"{i:02d}_{stem}"
+
+
+def _row(photo: str, d: Path, paths: dict, res) -> dict:
+    s = res.summary()
+    return {
+        "photo": photo,
+        "dir": str(d),
+        "files": {k: str(v) for k, v in paths.items()},
+        "image_size": s["image_size"],
+        "focal": s["focal"],
+        "ypr_degrees": s["ypr_degrees"],
+        "landmark_nme": s["landmark_nme"],
+        "timings": s["timings"],
+        "warnings": s["warnings"],
+    }
+
+
+def handler(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from ..errors import InvalidInput
+    from ..fit import FitConfig, fit, fit_multi
+    from ..models import load
+
+    t0 = time.perf_counter()
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InvalidInput(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.shared_identity and len(args.photos) < 2:
+        raise InvalidInput("--shared-identity needs at least two photos of the same person")
+    for ph in args.photos:
+        if not Path(ph).is_file():
+            raise InvalidInput(f"{ph}: no such file")
+    cfg = FitConfig() if args.resolution is None else FitConfig(resolution=args.resolution)
+    face = _face_policy(args.face)
+    model = load(args.model)
+    out = Path(args.out)
+    common = dict(
+        model=model,
+        config=cfg,
+        face=face,
+        photometric=not args.landmarks_only,
+        fast=True if args.fast else None,
+        progress=not args.quiet,
+    )
+    n = len(args.photos)
+    if args.shared_identity:
+        results = fit_multi(list(args.photos), **common)
+    else:
+        results = []
+        for i, ph in enumerate(args.photos):
+            if n > 1 and not args.quiet:
+                print(f"[{i + 1}/{n}] {ph}", file=sys.stderr)
+            results.append(fit(ph, **common))
+    rows = []
+    for i, (ph, res) in enumerate(zip(args.photos, results)):
+        d = _subdir(out, i, ph, n)
+        paths = res.save(d)
+        rows.append(_row(ph, d, paths, res))
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print_json(
+            {
+                "out": str(out),
+                "model": args.model,
+                "fast": bool(args.fast),
+                "photometric": not args.landmarks_only,
+                "shared_identity": bool(args.shared_identity),
+                "seconds": round(seconds, 3),
+                "results": rows,
+            }
+        )
+        return 0
+    for r in rows:
+        yaw, pitch, roll = r["ypr_degrees"]
+        print(
+            f"{r['photo']}: yaw {yaw:+.1f} pitch {pitch:+.1f} roll {roll:+.1f} deg, landmark "
+            f"NME {r['landmark_nme']:.4f}, {r['timings'].get('total', 0.0):.1f} s -> {r['dir']}"
+        )
+        for w in r["warnings"]:
+            print(f"  warning: {w}")
+    print(f"wrote mesh.obj, params.json, overlay.png, report.html ({seconds:.1f} s)")
+    return 0
