@@ -131,6 +131,8 @@ def test_fit_cli_errors(tmp_path, capsys):
     assert code == 1 and "no such file" in err
     code, _, err = _run(capsys, "fit", str(blank), "--shared-identity", "--out", str(tmp_path))
     assert code == 1 and "at least two photos" in err
+    code, _, err = _run(capsys, "fit", str(blank), "--out", str(tmp_path), "--resolution", "8")
+    assert code == 1 and "--resolution" in err
     with pytest.raises(SystemExit) as e:
         main(["fit", str(blank)])  # --out is required
     assert e.value.code == 2

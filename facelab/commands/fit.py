@@ -28,7 +28,8 @@ small, or the fit diverges.
       "seconds":         float,         # wall time of the whole command
       "results": [                      # one per photo, in the order given
         {"photo": "PHOTO", "dir": "DIR[/NN_STEM]",
-         "files": {"mesh", "texture", "params", "overlay", "report"},   # paths
+         "files": {"mesh", "texture", "params", "overlay", "report"},   # paths; no
+                                        # "texture" for a model without UVs
          "image_size": [H, W], "focal": float, "ypr_degrees": [yaw, pitch, roll],
          "landmark_nme": float,         # fitted vs detected, outer-eye normalised
          "timings": {"detect", "landmarks", "photometric", "total", ...},  # seconds
@@ -130,6 +131,8 @@ def handler(args: argparse.Namespace) -> int:
     for ph in args.photos:
         if not Path(ph).is_file():
             raise InvalidInput(f"{ph}: no such file")
+    if args.resolution is not None and args.resolution < 32:
+        raise InvalidInput(f"--resolution must be >= 32 pixels, got {args.resolution}")
     cfg = FitConfig() if args.resolution is None else FitConfig(resolution=args.resolution)
     face = _face_policy(args.face)
     model = load(args.model)
