@@ -165,7 +165,7 @@ class FitConfig:
 
 DEFAULT_WEIGHTS = {
     "photo": 1.0,
-    "landmark": 20.0,
+    "landmark": 300.0,
     "identity": 2e-4,
     "expression": 2e-4,
     "albedo": 1e-3,
