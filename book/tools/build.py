@@ -66,6 +66,56 @@ def ensure_js_assets() -> None:
     _copy(NODE / "mathjax" / "es5", STATIC / "mathjax")
 
 
+API_PACKAGES = [
+    "geometry",
+    "models",
+    "render",
+    "vision",
+    "world",
+    "fit",
+    "metrics",
+    "viz",
+    "data",
+    "errors",
+    "exercises",
+]
+
+
+def write_api_pages() -> None:
+    """Write ``appendix/api/<package>.md``: an ``automodule`` block per public module."""
+    import importlib
+    import pkgutil
+
+    out = BOOK / "appendix" / "api"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for i, name in enumerate(API_PACKAGES):
+        full = f"facelab.{name}"
+        try:
+            mod = importlib.import_module(full)
+        except ImportError:
+            continue  # a sub-package not written yet
+        mods = [full]
+        if hasattr(mod, "__path__"):
+            for info in pkgutil.walk_packages(mod.__path__, prefix=full + "."):
+                if not any(part.startswith("_") for part in info.name.split(".")):
+                    mods.append(info.name)
+        # The package's re-exports are its public API (indexed under the package name); each
+        # public submodule adds what it does not re-export. A submodule shadowed by a function
+        # of the same name (e.g. ``facelab.render.texture``) is documented through the package.
+        opts = {m: ":members:\n   :undoc-members:\n   :show-inheritance:" for m in mods}
+        opts[full] = ":members:\n   :show-inheritance:"
+        keep = [full]
+        for m in mods[1:]:
+            parent = importlib.import_module(m.rsplit(".", 1)[0])
+            if getattr(parent, m.rsplit(".", 1)[1], None) is importlib.import_module(m):
+                keep.append(m)
+        blocks = "\n".join(
+            f"```{{eval-rst}}\n.. automodule:: {m}\n   {opts[m]}\n```\n" for m in keep
+        )
+        (out / f"{i:02d}_{name}.md").write_text(f"# `{full}`\n\n{blocks}")
+
+
 def print_timings(build_dir: Path, fast: bool) -> None:
     """Print the execution-time table from the stats file written by conf hooks."""
     stats = build_dir / "html" / "_facelab_exec_stats.json"
@@ -92,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     ensure_js_assets()
+    write_api_pages()
     env = dict(os.environ)
     env["IPYTHONDIR"] = str(BOOK / ".ipython")
     env.setdefault(

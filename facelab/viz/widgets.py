@@ -157,11 +157,11 @@ class ModelExplorer:
         return (verts - self.model.mean.to(verts.dtype)).norm(dim=-1)
 
     def _redisplay(self) -> None:
-        from IPython.display import display
-
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(self.figure)
+        # Set the Output widget's outputs directly instead of capturing a display() call in
+        # `with self.output:` — the capture routes through the kernel's message hooks, which
+        # stalled notebook execution (nbclient waited for the cell's idle message) at random.
+        self.output.outputs = ()
+        self.output.append_display_data(self.figure)
 
     def update(self) -> None:
         """Recompute the shape from the sliders and redraw."""
