@@ -107,8 +107,9 @@ def write_api_pages() -> None:
         opts[full] = ":members:\n   :show-inheritance:"
         keep = [full]
         for m in mods[1:]:
+            module = importlib.import_module(m)  # first: importing sets the parent's attribute
             parent = importlib.import_module(m.rsplit(".", 1)[0])
-            if getattr(parent, m.rsplit(".", 1)[1], None) is importlib.import_module(m):
+            if getattr(parent, m.rsplit(".", 1)[1], None) is module:
                 keep.append(m)
         blocks = "\n".join(
             f"```{{eval-rst}}\n.. automodule:: {m}\n   {opts[m]}\n```\n" for m in keep

@@ -310,8 +310,10 @@ def fit(
         :class:`FitResult`.
 
     Raises:
-        NoFaceFound, MultipleFacesFound, InvalidInput (tiny face, bad landmarks),
-        FitDiverged (NaN during the fit; never a NaN mesh).
+        NoFaceFound: no face was detected in the photo.
+        MultipleFacesFound: several faces and ``face="single"``.
+        InvalidInput: a tiny face, or landmarks of the wrong shape or with NaN.
+        FitDiverged: NaN during the fit (a NaN mesh is never returned).
     """
     t_all = time.perf_counter()
     mdl = _resolve_model(model)

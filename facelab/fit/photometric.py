@@ -59,7 +59,7 @@ PARAM_GROUPS = (
 class Stage:
     """One stage of the schedule: ``steps`` optimiser steps on the groups in ``params``.
 
-    ``weights`` override :attr:`FitConfig.weights` for this stage (keys as there).
+    ``weights`` override ``FitConfig.weights`` for this stage (keys as there).
     """
 
     name: str

@@ -1058,13 +1058,14 @@ _GENERATOR_VERSION = 3
 class AlbedoPCA(torch.nn.Module):
     r"""A linear albedo model :math:`A(c) = \bar A + \sum_k c_k\,\sigma_k U_k`, ``c ~ N(0, I)``.
 
-    Buffers:
-        mean: ``(3, S, S)`` mean albedo :math:`\bar A`.
-        basis: ``(K, 3, S, S)`` principal directions *scaled to one standard deviation*,
-            :math:`\sigma_k U_k` (orthogonal; ``basis[k]`` has norm ``std[k]``).
-        std: ``(K,)`` :math:`\sigma_k`, decreasing.
-        total_variance: scalar, the total variance of the fitted samples (all components),
-            so :meth:`explained_variance_ratio` is :math:`\sigma_k^2 / \mathrm{total}`.
+    Buffers (tensors registered on the module):
+
+    - ``mean``: ``(3, S, S)`` mean albedo :math:`\bar A`.
+    - ``basis``: ``(K, 3, S, S)`` principal directions *scaled to one standard deviation*,
+      :math:`\sigma_k U_k` (orthogonal; ``basis[k]`` has norm ``std[k]``).
+    - ``std``: ``(K,)`` :math:`\sigma_k`, decreasing.
+    - ``total_variance``: scalar, the total variance of the fitted samples (all components),
+      so :meth:`explained_variance_ratio` is :math:`\sigma_k^2 / \mathrm{total}`.
 
     Fit with :meth:`fit`, or get a cached one for a layout with :func:`build_albedo_pca`.
     """

@@ -14,7 +14,7 @@ flame              ``flame/generic_model.pkl`` (or ``.npz``)    FLAME license (M
 =================  ===========================================  ===================================
 
 A path is dispatched on its suffix: ``.npz`` (a facelab model file written by
-:meth:`MorphableModel.save`, or a FLAME ``.npz``), ``.mat`` (BFM 2009), ``.h5`` (BFM 2017),
+:meth:`facelab.models.morphable.MorphableModel.save`, or a FLAME ``.npz``), ``.mat`` (BFM 2009), ``.h5`` (BFM 2017),
 ``.pkl`` (FLAME, read by a restricted unpickler), ``.bin`` (SFM through eos-py).
 """
 

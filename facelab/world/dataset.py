@@ -7,7 +7,7 @@ DataLoader workers. Nothing is held between calls except the model and a few per
 constants (the renderer, built lazily in each worker), so memory does not grow with
 ``length``.
 
-With a ``DataLoader(ds, batch_size=b)`` the loader calls :meth:`WorldDataset.__getitems__`,
+With a ``DataLoader(ds, batch_size=b)`` the loader calls ``WorldDataset.__getitems__``,
 which renders the ``b`` samples *as one batch* (much faster than ``b`` single renders) and
 returns them as a list, identical to ``[ds[i] for i in indices]`` up to float rounding.
 
@@ -78,7 +78,7 @@ class WorldDataset(Dataset):
         views: ``1``, or ``K > 1`` for multi-view samples (leading view dimension).
         include_albedo: also return ``albedo_texture (3, S, S)`` (the UV albedo).
         model: a model instance (default ``load(config.model)`` in each worker).
-        max_batch: largest batch rendered at once by :meth:`__getitems__`.
+        max_batch: largest batch rendered at once by ``__getitems__``.
     """
 
     def __init__(

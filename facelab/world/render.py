@@ -127,7 +127,7 @@ class WorldRenderer:
     """Samples and renders the world of a :class:`~facelab.world.config.WorldConfig`.
 
     ``WorldRenderer(config)(indices, seed)`` returns a dict of batched tensors (keys in
-    :data:`facelab.world.dataset.SAMPLE_KEYS`). Sample ``i`` depends only on ``(seed, i)``.
+    ``facelab.world.SAMPLE_KEYS``). Sample ``i`` depends only on ``(seed, i)``.
 
     Args:
         config: the world.
@@ -442,7 +442,7 @@ class WorldRenderer:
 
     def render(self, batch: WorldBatch, knobs=None) -> dict[str, torch.Tensor]:
         """Render a :class:`WorldBatch`; returns batched ground truth (see
-        :data:`facelab.world.dataset.SAMPLE_KEYS`). ``knobs`` overrides the config's."""
+        ``facelab.world.SAMPLE_KEYS``). ``knobs`` overrides the config's."""
         kn = knobs or self.knobs
         model = self.model
         P = batch.params
