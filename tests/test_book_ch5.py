@@ -138,3 +138,21 @@ def test_minimal_loop_snapshots(setup):
     assert img.shape == (96, 96, 3) and cover.shape == (96, 96) and cover.dtype == torch.bool
     assert alpha.shape == (1, model.n_identity) and not alpha.requires_grad
     assert len(log["loss"]) == 6
+
+
+def test_parallel_model_parsing_leaves_the_warning_filters_alone():
+    """A first (uncached) ICT load parses its OBJ files in a thread pool. The parser's
+    ``warnings.catch_warnings`` once interleaved across threads and left
+    ``error::DeprecationWarning`` installed, and the chapter's next ``fit_landmarks`` (torch's
+    forward-mode AD) crashed on a student's first run."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facelab.models._files import _parse_floats
+
+    before = list(warnings.filters)
+    text = b" ".join(b"1.5 2.5 3.5" for _ in range(20000))
+    with ThreadPoolExecutor(4) as pool:
+        out = list(pool.map(_parse_floats, [text] * 48 + [b"1 2 x"] * 8))
+    assert out[0] is not None and out[0].shape == (60000,) and out[-1] is None
+    assert warnings.filters == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -86,9 +87,17 @@ def _read_vertex_prefix(path: Path) -> tuple[bytes, tuple[int, int] | None]:
         raise ModelFormatError(f"{path}: corrupt gzip data ({e})") from None
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
 def _parse_floats(text: bytes) -> np.ndarray | None:
-    """Whitespace-separated floats, or ``None`` if some token is not a number."""
-    with warnings.catch_warnings():
+    """Whitespace-separated floats, or ``None`` if some token is not a number.
+
+    Thread-safe: ``warnings.catch_warnings`` saves and restores the process-wide filter list,
+    so two threads interleaving it (the ICT loader parses in a thread pool) can leave
+    ``error::DeprecationWarning`` installed for the rest of the process; the lock serialises it.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         try:
             return np.fromstring(text, dtype=np.float64, sep=" ")
