@@ -69,7 +69,9 @@ def test_interior_pixels_are_untouched_and_values_stay_in_range():
 
 
 def test_antialias_gradcheck():
-    v = torch.tensor([[[2.3, 1.7, 2.0], [9.1, 2.9, 2.5], [3.7, 8.4, 3.0]]], dtype=D)  # no pixel centre on an edge
+    v = torch.tensor(
+        [[[2.3, 1.7, 2.0], [9.1, 2.9, 2.5], [3.7, 8.4, 3.0]]], dtype=D
+    )  # no pixel centre on an edge
     f = torch.tensor([[0, 1, 2]])
     col = torch.rand(1, 10, 10, 2, dtype=D, generator=torch.Generator().manual_seed(1))
 

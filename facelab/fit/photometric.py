@@ -512,7 +512,9 @@ def fit_photometric(
                     "step": step,
                     "loss": float(loss.detach()),
                 }
-                rec.update({k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")})
+                rec.update(
+                    {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
+                )
                 result.history.append(rec)
                 if bar is not None:
                     bar.update(1)
