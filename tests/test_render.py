@@ -85,6 +85,25 @@ def test_overlapping_triangles_resolve_by_depth():
     assert (fr.pix_to_face[far_only.mask] == 1).all()
 
 
+def test_coplanar_overlap_ties_go_to_the_lowest_face_index():
+    # A big and a small triangle in the same plane z = 2: every overlapped pixel is a depth
+    # tie (up to rounding in the last bit). The big one falls in a later size bucket of the
+    # fast rasterizer, so candidate order alone would not give the reference's rule (nearest
+    # wins, exact ties to the lowest face index).
+    big = [[0.2, 0.3, 2.0], [15.7, 0.1, 2.0], [0.4, 15.9, 2.0]]
+    small = [[2.1, 2.2, 2.0], [4.9, 2.3, 2.0], [2.2, 4.8, 2.0]]
+    v = torch.tensor([big + small], dtype=D)
+    small_mask = rasterize(v, torch.tensor([[3, 4, 5]]), 16).mask
+    assert small_mask.sum() >= 3
+    for faces in ([[0, 1, 2], [3, 4, 5]], [[3, 4, 5], [0, 1, 2]]):
+        f = torch.tensor(faces)
+        fr = rasterize(v, f, 16)
+        torch.testing.assert_close(fr.zbuf[fr.mask], torch.full_like(fr.zbuf[fr.mask], 2.0))
+        p2f, bary, zbuf = rasterize_reference(v, f, 16)
+        assert torch.equal(fr.pix_to_face, p2f)
+        torch.testing.assert_close(fr.bary, bary, atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("jitter", [0.0, 0.37])
 def test_adjacent_triangles_no_cracks_no_double_coverage(jitter):
     # A 6x6 grid whose vertices sit exactly on pixel centres (jitter 0: many edges pass

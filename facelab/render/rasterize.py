@@ -33,7 +33,8 @@ outward-facing counter-clockwise triangles becomes after :func:`~facelab.geometr
 bounding box — triangles are bucketed by box size (2x2, 3x3, ... 16x16) and each bucket is one
 dense broadcast ``(triangles, box pixels)`` test; larger triangles enumerate their box with a
 ``repeat_interleave`` — the inside test keeps the covered (pixel, triangle) pairs, and only
-pixels covered more than once compare depths (one sort of packed ``(pixel, depth)`` keys).
+pixels covered more than once compare depths (one sort of packed ``(pixel, depth)`` keys;
+exact depth ties go to the lowest face index).
 No Python loop over faces or pixels. :func:`rasterize_reference` is the
 slow, obviously-correct twin (loops) used as a test oracle and in the book.
 
@@ -330,6 +331,10 @@ def rasterize(
         owner[pix[single]] = single
         multi = torch.nonzero(count[pix] > 1, as_tuple=True)[0]
         if multi.numel():
+            # Candidates arrive in bucket order; ordering them by face index first makes the
+            # stable depth sort resolve exact ties (coplanar overlaps) to the lowest face
+            # index, as rasterize_reference does.
+            multi = multi[torch.argsort(sf[multi], stable=True)]
             bm, fm = bidx[multi], sf[multi] - bidx[multi] * F
             pm = pix[multi]
             xy = ((col[multi].to(dt) + 0.5), (row[multi].to(dt) + 0.5))
