@@ -111,6 +111,37 @@ def test_recover_translation_from_silhouette():
     assert float((t.detach() - t_true).abs().max()) < 0.06
 
 
+@pytest.mark.parametrize("path", ["soft", "antialias"])
+def test_recover_rotation_and_translation_from_silhouette(path):
+    # A sheared, bent ellipsoid: no mirror symmetry, so every small rotation (pitch and yaw
+    # too, not only roll) changes the silhouette to first order and the pose is identifiable.
+    v, f = ico_sphere(2, dtype=D)
+    v = v * torch.tensor([1.0, 0.7, 1.2], dtype=D)
+    x, y, z = v.unbind(1)
+    v = torch.stack([x + 0.5 * z + 0.3 * y**2, y + 0.3 * z + 0.2 * x**2, z], 1)
+    K = intrinsics(50.0, 50.0, 16.0, 16.0).to(D)
+    aa = Renderer(32, antialias=True)
+
+    def silhouette(rot, t):
+        if path == "soft":
+            screen = project_depth(pose_to_camera(v[None], rot, t), K)
+            return soft_silhouette(screen, f, 32, sigma=1.0)
+        return aa.render(v[None], f, K=K, rotation=rot, translation=t).mask
+
+    rot_true = torch.tensor([[0.15, -0.25, 0.3]], dtype=D)
+    t_true = torch.tensor([[0.3, -0.2, 6.0]], dtype=D)
+    target = silhouette(rot_true, t_true)
+    rot = torch.zeros(1, 3, dtype=D, requires_grad=True)
+    t = torch.tensor([[-0.1, 0.1, 6.4]], dtype=D, requires_grad=True)
+    opt = torch.optim.Adam([rot, t], lr=0.03)
+    for _ in range(150):
+        opt.zero_grad()
+        ((silhouette(rot, t) - target) ** 2).mean().backward()
+        opt.step()
+    assert float((rot.detach() - rot_true).abs().max()) < 0.01  # radians
+    assert float((t.detach() - t_true).abs().max()) < 0.01
+
+
 def test_recover_pose_from_shaded_image():
     # hard rasterizer: gradients from the interior shading/colour pattern through barycentrics
     v, f = ico_sphere(3, dtype=D)
