@@ -234,6 +234,24 @@ def test_gradcheck_matrix_to_axis_angle_and_euler():
     assert torch.autograd.gradcheck(lambda m: rot.matrix_to_euler_angles(m, "YXZ"), (r,), atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [0.0, 1e-6, 1e-3, 2.0, math.pi - 1e-3, math.pi - 1e-6])
+def test_gradcheck_inverse_maps_near_0_and_pi(scale):
+    # the maps *out of* a matrix / quaternion, at the angles where naive formulas break down
+    d = torch.randn(4, 3, generator=_gen(11), dtype=D)
+    aa = d / d.norm(dim=-1, keepdim=True) * scale
+    kw = dict(eps=1e-7, atol=1e-5)
+    q = rot.axis_angle_to_quaternion(aa).requires_grad_(True)
+    assert torch.autograd.gradcheck(rot.quaternion_to_axis_angle, (q,), **kw)
+    m = rot.axis_angle_to_matrix(aa).requires_grad_(True)
+    assert torch.autograd.gradcheck(rot.matrix_to_quaternion, (m,), **kw)
+    assert torch.autograd.gradcheck(rot.matrix_to_axis_angle, (m,), **kw)
+    assert torch.autograd.gradcheck(rot.matrix_to_rotation_6d, (m,), **kw)
+    aa = aa.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(rot.axis_angle_to_quaternion, (aa,), **kw)
+    e = (torch.randn(4, 3, generator=_gen(12), dtype=D) * max(scale, 1e-3)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: rot.euler_angles_to_matrix(x, "ZYX"), (e,))
+
+
 def test_gradients_finite_at_identity_for_inverse_maps():
     r = torch.eye(3, dtype=D).requires_grad_(True)
     rot.matrix_to_axis_angle(r).sum().backward()
