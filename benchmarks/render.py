@@ -19,7 +19,9 @@ Per configuration (mesh, image size, batch, torch threads): median wall time of
 
 and the **peak memory** of one forward+backward (the high-water mark of live tensor memory,
 replayed from the profiler's allocation events on CPU; ``torch.cuda.max_memory_allocated`` on
-CUDA). References measured in the same
+CUDA), summarised per mesh by a least-squares fit
+``peak = batch x (MB per image + bytes per pixel x H x W)`` and its worst residual: the check
+that memory is linear in batch x pixels. References measured in the same
 run: a dense faces x pixels rasterizer (the cost model of PyTorch3D's naive CPU kernel, chunked,
 at 64 px only) and PyTorch3D's ``rasterize_meshes`` when it is installed. The issue's target:
 256 px ICT face, Lambert-SH, forward+backward < 30 ms on 2 cores. Thread count and
@@ -182,6 +184,30 @@ def memory_config(v, f, size, batch, device, backend="torch") -> float:
     return peak_memory_mb(lambda: run_once(v, f, size, batch, device, backend))
 
 
+def memory_model(rows: list[dict]) -> list[dict]:
+    """Check "memory linear in batch x pixels": per mesh, least-squares fit of
+    ``peak = B * (a + b * H * W)`` (``a``: per-image vertex/face buffers, ``b``: per-pixel
+    buffers) over the measured configurations, with the worst relative residual. Rows are
+    deduplicated over thread counts (memory is measured once per configuration)."""
+    groups: dict[tuple, dict[tuple, float]] = {}
+    for r in rows:
+        if math.isfinite(r["peak_mb"]):
+            key = (r["mesh"], r["backend"], r["device"])
+            groups.setdefault(key, {})[(r["size"], r["batch"])] = r["peak_mb"]
+    fits = []
+    for (mesh, backend, device), pts in groups.items():
+        if len({s for s, _ in pts}) < 2:
+            continue  # one image size: the per-pixel slope is not identifiable
+        X = torch.tensor([[b, b * s * s] for s, b in pts], dtype=torch.float64)
+        y = torch.tensor(list(pts.values()), dtype=torch.float64)
+        coef = torch.linalg.lstsq(X, y.unsqueeze(1)).solution[:, 0]
+        rel = ((X @ coef - y) / y).abs().max()
+        fits.append({"mesh": mesh, "backend": backend, "device": device, "points": len(pts),
+                     "mb_per_image": float(coef[0]), "bytes_per_pixel": float(coef[1]) * 1e6,
+                     "max_rel_residual": float(rel)})  # fmt: skip
+    return fits
+
+
 def dense_reference_ms(v, f, size: int) -> float:
     """Coverage + depth test of every (face, pixel) pair in chunks: cost ~ faces x pixels."""
     cam, vc = camera_for(v, size, 1, torch.device("cpu"))
@@ -269,6 +295,7 @@ def main(argv=None) -> int:
          and r["mesh"].startswith("ICT face") and r["backend"] == "torch" and r["device"] == "cpu"),
         None,
     )  # fmt: skip
+    memory_fits = [] if args.no_memory else memory_model(rows)
     summary = {
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
@@ -278,10 +305,16 @@ def main(argv=None) -> int:
         "target_ms": TARGET_MS,
         "target_row_fwd_bwd_ms": target["fwd_bwd_ms"] if target else None,
         "target_met": (target["fwd_bwd_ms"] < TARGET_MS) if target else None,
+        "memory_model": memory_fits,
     }
     if args.json:
         print(json.dumps({"rows": rows, "references": refs, "summary": summary}, indent=2))
         return 0
+    for m in memory_fits:
+        print(f"\npeak memory {m['mesh']} ({m['backend']}, {m['device']}): "
+              f"{m['mb_per_image']:.1f} MB/image + {m['bytes_per_pixel']:.0f} B/pixel x batch "
+              f"(least squares over {m['points']} configurations; worst relative residual "
+              f"{100 * m['max_rel_residual']:.1f} %)")  # fmt: skip
     for ref in refs:
         print(f"\nreference: {ref['reference']} on {ref['mesh']} at {ref['size']} px: "
               f"{ref['ref_ms']:.0f} ms vs facelab rasterize {ref['ours_ms']:.1f} ms "
