@@ -66,6 +66,13 @@ def test_ict_landmarks_on_features(ict):
     # +x is the face's left in model space
     assert float(lm[36, 0]) < -3 and float(lm[45, 0]) > 3
     assert float(lm[0, 0]) < 0 < float(lm[16, 0])
+    # eye corners left to right in the image of a frontal face: 36 < 39 < 0 < 42 < 45 in x,
+    # all four at eye height (above the nose tip); jaw and brow contours run left to right
+    eyes = lm[[36, 39, 42, 45], 0]
+    assert bool((eyes.diff() > 0).all()) and float(eyes[1]) < 0 < float(eyes[2])
+    assert bool((lm[[36, 39, 42, 45], 1] > lm[30, 1]).all())
+    assert bool((lm[0:17, 0].diff() > 0).all()) and bool((lm[17:27, 0].diff() > 0).all())
+    assert float(lm[48, 0]) < float(lm[51, 0]) < float(lm[54, 0])
     assert float(lm[8, 1]) < float(lm[57, 1]) < float(lm[33, 1]) < float(lm[27, 1])
     # ARKit-style _L is the subject's left (+x): eyeBlink_L moves the +x eyelid down
     d = ict.expression_basis[ict.expression_names.index("eyeBlink_L")]
