@@ -441,3 +441,52 @@ def test_16bit_colour_png_keeps_full_precision(tmp_path, channels):
     np.testing.assert_allclose(
         img.tensor[0].permute(1, 2, 0).numpy(), a[..., :3] / 65535.0, atol=1e-7
     )
+
+
+def test_huge_photo_detects_on_a_small_copy_and_keeps_full_resolution(dlib_detector, tmp_path):
+    """A 4x upscaled astronaut (2048 px): boxes come from the 1024 px detection copy, the 68
+    points from the full image, both in full-resolution pixels (4x the original's)."""
+    s = samples.astronaut()
+    ref = dlib_detector.detect(s.image)[0]
+    big = PIL.fromarray(s.image.to_uint8()).resize((2048, 2048), PIL.Resampling.BICUBIC)
+    p = tmp_path / "big.png"
+    big.save(p)
+    img = load_image(p)
+    assert img.size == (2048, 2048)  # loaded at full resolution
+    small, scale = img.for_detection(dlib_detector.config.max_side)
+    assert small.shape[:2] == (1024, 1024) and scale == 0.5
+    f = select_faces(dlib_detector.detect(img), "largest")[0]
+    # the box is the detection copy's box mapped back: 4x the original's, up to the HOG
+    # pyramid's scale steps (the two runs see the face at different pyramid levels)
+    width = float(4 * (ref.box[2] - ref.box[0]))
+    assert float((f.box - 4 * ref.box).abs().max()) < 0.1 * width
+    # the landmarks are full-resolution pixels of this photo (not of the 1024 px copy)
+    nme = float(landmark_nme(f.landmarks.double(), 4 * ref.landmarks.double()))
+    print(f"2048 px astronaut vs 4 x the 512 px landmarks: NME {100 * nme:.2f} %")
+    assert nme < 0.03, nme
+    assert float(f.landmarks[:, 0].max()) > 1024 * 0.9  # beyond the copy's 1024 px extent
+
+
+def test_palette_with_transparency_and_exif_on_pil_input(tmp_path):
+    # a palette PNG whose index 0 is transparent: composited over the background, alpha kept
+    pal = PIL.new("P", (4, 2))
+    pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * (254 * 3))
+    pal.putdata([0, 0, 1, 1, 0, 1, 0, 1])
+    pal.save(tmp_path / "t.png", transparency=0)
+    img = load_image(tmp_path / "t.png", background=(0.0, 1.0, 0.0))
+    assert img.mode == "P" and img.alpha is not None
+    np.testing.assert_array_equal(img.alpha[0, 0].numpy(), [[0, 0, 1, 1], [0, 1, 0, 1]])
+    green = torch.tensor([0.0, 1.0, 0.0])
+    blue = torch.tensor([0.0, 0.0, 1.0])
+    torch.testing.assert_close(img.tensor[0, :, 0, 0], green)
+    torch.testing.assert_close(img.tensor[0, :, 0, 2], blue)
+    # EXIF orientation is applied to PIL images passed directly, too
+    a = np.zeros((10, 20, 3), np.uint8)
+    a[:3, :3] = 255
+    im = PIL.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "r.jpg", quality=100, exif=exif.tobytes())
+    rot = load_image(PIL.open(tmp_path / "r.jpg"))
+    assert rot.size == (20, 10) and rot.exif_orientation == 6
+    assert float(rot.tensor[0].mean(0)[1, -2]) > 0.8

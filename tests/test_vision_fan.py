@@ -167,3 +167,32 @@ def test_backend_unavailable_without_face_alignment(monkeypatch):
     monkeypatch.setitem(sys.modules, "face_alignment", None)
     with pytest.raises(BackendUnavailable, match="pip install face-alignment"):
         FANDetector(box_detector=_Boxes(torch.zeros(4)))
+
+
+def test_fan3d_real_networks_random_weights_stub_loader():
+    """The 3-D path with face-alignment's own FAN and depth ResNet (random weights): the
+    loader is asked for the released weight names, and the depth network accepts the crop +
+    68 point heatmaps and yields one finite z per landmark."""
+    fa = pytest.importorskip("face_alignment.models")
+    from facelab.vision.fan import fan_weight_urls
+
+    torch.manual_seed(0)
+    refs = {"3DFAN-4": fa.FAN(4).state_dict(), "depth": fa.ResNetDepth().state_dict()}
+    requested = []
+
+    def loader(name):
+        requested.append(name)
+        return refs[name]
+
+    box = torch.tensor([179.0, 83.0, 267.0, 171.0])
+    det = FANDetector("3D", weights_loader=loader, box_detector=_Boxes(box))
+    assert requested == ["3DFAN-4", "depth"]
+    assert set(requested) <= set(fan_weight_urls())  # names face-alignment can download
+    faces = det.detect(samples.astronaut().image)
+    assert len(faces) == 1 and faces[0].detector == "fan3d"
+    lm3 = faces[0].landmarks_3d
+    assert lm3.shape == (68, 3) and torch.isfinite(lm3).all()
+    torch.testing.assert_close(lm3[:, :2], faces[0].landmarks)
+    # the 2-D points stay in the FAN crop square around the box
+    q = apply_transform(fan_crop_transform(box), faces[0].landmarks.double())
+    assert float(q.min()) >= 0 and float(q.max()) <= 256
