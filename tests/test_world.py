@@ -213,6 +213,39 @@ def test_domain_gap_grows_with_realism(model):
     assert gap[1] < gap[2] < gap[3], gap
 
 
+def test_best_lambert_fit_is_exact_at_realism0_and_worse_with_realism(model):
+    """The fitter's image model, given the true geometry and albedo, fits the photo's light by
+    least squares (``I_c = rho_c Y(n) L_c``): exact at realism 0, a residual that grows with
+    the knob (the part of the photo Lambert-SH cannot explain)."""
+    idx = list(range(3))
+    batch = WorldRenderer(WorldConfig(image_size=SIZE, realism=1.0), model).sample(idx, 6)
+    base = WorldRenderer(WorldConfig(image_size=SIZE, realism=0.0), model)
+    frags = base.lambert_render(batch).fragments
+    rho, _ = base._albedo_at(batch, frags)
+    ref = base.render(batch)
+    Y = sh_basis(ref["normals"].reshape(-1, 3)[frags.pix]).double()
+    bidx = frags.batch_index
+    obs0 = ref["image"].permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix]
+    unclipped = ((obs0 > 0) & (obs0 < 1)).all(1)  # clamping to [0, 1] is not Lambert-SH
+    residual = []
+    for r in (0.0, 0.5, 1.0):
+        out = WorldRenderer(WorldConfig(image_size=SIZE, realism=r), model).render(batch)
+        obs = out["image"].permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix].double()
+        skin = (ref["mask_skin"] & out["mask_skin"]).reshape(-1)[frags.pix] & unclipped
+        sq, count = 0.0, 0
+        for b in idx:
+            sel = skin & (bidx == b)
+            for c in range(3):
+                A = Y[sel] * rho[sel][:, c : c + 1].double()
+                L = torch.linalg.lstsq(A, obs[sel][:, c]).solution
+                sq += float(((A @ L - obs[sel][:, c]) ** 2).sum())
+                count += int(sel.sum())
+        residual.append((sq / count) ** 0.5)
+    print("best Lambert-SH light fit residual RMSE at realism 0, 0.5, 1:", residual)
+    assert residual[0] < 1e-5, residual
+    assert 0.005 < residual[1] < residual[2], residual
+
+
 def test_effects_are_physically_sensible(model):
     """Shadows only darken the key light; specular only adds light; AO only darkens."""
     idx = list(range(3))
