@@ -33,8 +33,8 @@ outward-facing counter-clockwise triangles becomes after :func:`~facelab.geometr
 bounding box — triangles are bucketed by box size (2x2, 3x3, ... 16x16) and each bucket is one
 dense broadcast ``(triangles, box pixels)`` test; larger triangles enumerate their box with a
 ``repeat_interleave`` — the inside test keeps the covered (pixel, triangle) pairs, and only
-pixels covered more than once compare depths (one sort of packed ``(pixel, depth)`` keys;
-exact depth ties go to the lowest face index).
+pixels covered more than once compare depths (a scatter-min of depth per pixel, then of face
+index among exact depth ties, so ties go to the lowest face index).
 No Python loop over faces or pixels. :func:`rasterize_reference` is the
 slow, obviously-correct twin (loops) used as a test oracle and in the book.
 
@@ -331,21 +331,20 @@ def rasterize(
         owner[pix[single]] = single
         multi = torch.nonzero(count[pix] > 1, as_tuple=True)[0]
         if multi.numel():
-            # Candidates arrive in bucket order; ordering them by face index first makes the
-            # stable depth sort resolve exact ties (coplanar overlaps) to the lowest face
-            # index, as rasterize_reference does.
-            multi = multi[torch.argsort(sf[multi], stable=True)]
-            bm, fm = bidx[multi], sf[multi] - bidx[multi] * F
+            fm_all = sf[multi]  # b*F + f
+            bm = torch.div(fm_all, F, rounding_mode="floor")
             pm = pix[multi]
             xy = ((col[multi].to(dt) + 0.5), (row[multi].to(dt) + 0.5))
-            _, zk = _barycentrics(v, faces, bm, fm, xy)
-            zmin, zmax = zk.min(), zk.max()
-            q = ((zk - zmin) / (zmax - zmin).clamp_min(1e-30) * (2**30)).long().clamp(0, 2**30)
-            key_sorted, order = torch.sort(pm * (2**31) + q, stable=True)
-            pix_sorted = torch.div(key_sorted, 2**31, rounding_mode="floor")
-            first = torch.ones_like(pix_sorted, dtype=torch.bool)
-            first[1:] = pix_sorted[1:] != pix_sorted[:-1]
-            owner[pix_sorted[first]] = multi[order[first]]
+            _, zk = _barycentrics(v, faces, bm, fm_all - bm * F, xy)
+            # nearest depth per pixel, then among exact ties (coplanar overlaps) the lowest
+            # face index, as in rasterize_reference: two scatter-mins, no sort
+            zbest = torch.full((N,), torch.inf, dtype=dt, device=dev)
+            zbest.scatter_reduce_(0, pm, zk, "amin")
+            tie = zk == zbest[pm]
+            fbest = torch.full((N,), B * F, dtype=torch.long, device=dev)
+            fbest.scatter_reduce_(0, pm[tie], fm_all[tie], "amin")
+            w = tie & (fm_all == fbest[pm])  # exactly one per pixel: a face covers it once
+            owner[pm[w]] = multi[w]
         pix_w = torch.nonzero(owner >= 0, as_tuple=True)[0]  # ascending
         win = owner[pix_w]
         b_w = bidx[win]
