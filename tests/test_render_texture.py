@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facelab.errors import InvalidInput
-from facelab.render import mipmap_pyramid, texture, uv_footprint
+from facelab.render import interpolate, mipmap_pyramid, rasterize, texture, uv_footprint
 
 D = torch.float64
 
@@ -61,6 +61,29 @@ def test_mipmap_pyramid_levels_preserve_the_mean():
     assert [p.shape[-2:] for p in pyr[:3]] == [(16, 12), (8, 6), (4, 3)]
     assert min(pyr[-1].shape[-2:]) == 1
     assert torch.allclose(pyr[1].mean((-1, -2)), tex.mean((-1, -2)))
+
+
+def test_footprint_is_not_inflated_at_uv_seams():
+    # Two screen squares side by side, each its own UV chart: the left maps to u in [0, .5],
+    # the right to u in [.5, 1] mirrored, so along the shared edge u jumps by up to 0.5
+    # between neighbouring pixels. Inside each chart u and v change by exactly
+    # 0.5 * 256 / 12 = 1 * 256 / 24 = 32 / 3 texels per pixel; the seam pixels must read the
+    # same, not the jump across the seam (which would pick a needlessly blurred mip level).
+    v = torch.tensor(
+        [[[4, 4, 2], [16, 4, 2], [16, 28, 2], [4, 28, 2], [28, 4, 2], [28, 28, 2]]], dtype=D
+    )
+    f = torch.tensor([[0, 2, 1], [0, 3, 2], [1, 5, 4], [1, 2, 5]])
+    uvs = torch.tensor(
+        [[0, 1], [0.5, 1], [0.5, 0], [0, 0], [1.0, 1], [1.0, 0], [0.5, 1], [0.5, 0]], dtype=D
+    )
+    uv_faces = torch.tensor([[0, 2, 1], [0, 3, 2], [4, 7, 6], [4, 5, 7]])
+    fr = rasterize(v, f, 32)
+    uv = interpolate(uvs, fr, faces=uv_faces)
+    seam = (uv[0, 16, 15] - uv[0, 16, 16]).norm() * 256
+    assert seam > 100  # the neighbours across the seam are far apart in the texture
+    fp = uv_footprint(uv, fr.mask, 256)
+    torch.testing.assert_close(fp[fr.mask], torch.full_like(fp[fr.mask], 32 / 3), rtol=1e-9, atol=0)
+    assert bool((fp[~fr.mask] == 1).all())
 
 
 def test_texture_gradcheck():

@@ -12,7 +12,8 @@ texels, bilinear lookups alias. Level ``k`` of the pyramid is the texture box-fi
 ``2^k``; a pixel whose footprint spans ``rho`` texels reads level ``lambda = log2(rho)``,
 blending the two nearest levels linearly (trilinear filtering). The footprint is
 ``rho = max(|d(uv)/dx|, |d(uv)/dy|)`` in texels, estimated by :func:`uv_footprint` from the
-rendered UV buffer's finite differences. Differentiable w.r.t. the texture and the UVs.
+rendered UV buffer's finite differences (the smaller one-sided difference per axis, so UV seams
+do not inflate it). Differentiable w.r.t. the texture and the UVs.
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ def uv_footprint(
 ) -> torch.Tensor:
     """Texels covered by each pixel, ``(B, H, W)``: ``max(|du/dx|, |du/dy|)`` in texels.
 
-    Finite differences of the UV buffer ``(B, H, W, 2)`` with a neighbour inside ``mask``
-    (``(B, H, W)`` bool); pixels with no valid neighbour get 1 (no filtering). No gradient.
+    Finite differences of the UV buffer ``(B, H, W, 2)`` between neighbours inside ``mask``
+    (``(B, H, W)`` bool). Along each axis a pixel has up to two one-sided differences; the
+    *smaller* is used, so a pixel next to a UV seam (where the neighbour across the seam lies
+    in another chart and the difference jumps by the distance between the charts) keeps the
+    footprint of its own side instead of reading a needlessly blurred mip level. Pixels with
+    no valid neighbour get 1 (no filtering). No gradient.
     """
     Ht, Wt = (texture_size, texture_size) if isinstance(texture_size, int) else texture_size
     scale = uv.new_tensor([Wt, Ht])
@@ -59,15 +64,19 @@ def uv_footprint(
         t = uv.detach() * scale
         best = torch.zeros(uv.shape[:-1], dtype=uv.dtype, device=uv.device)
         found = torch.zeros_like(mask)
+        inf = torch.tensor(torch.inf, dtype=uv.dtype, device=uv.device)
         for pad_a, pad_b, dim in (((0, 0, 0, 1), (0, 0, 1, 0), 1), ((0, 1), (1, 0), 2)):
             # difference between neighbours along rows (dim 1) or columns (dim 2)
             n = mask.shape[dim] - 1
             d = t.diff(dim=dim).norm(dim=-1)
             ok = mask.narrow(dim, 1, n) & mask.narrow(dim, 0, n)
-            d = torch.where(ok, d, torch.zeros_like(d))
-            # each difference counts for both pixels it joins
-            best = torch.maximum(best, torch.maximum(Fn.pad(d, pad_a), Fn.pad(d, pad_b)))
-            found = found | Fn.pad(ok, pad_a) | Fn.pad(ok, pad_b)
+            d = torch.where(ok, d, inf)
+            # each difference is one-sided for both pixels it joins: forward for the first,
+            # backward for the second; keep the smaller of a pixel's two
+            one_sided = torch.minimum(Fn.pad(d, pad_a, value=inf), Fn.pad(d, pad_b, value=inf))
+            has = Fn.pad(ok, pad_a) | Fn.pad(ok, pad_b)
+            best = torch.where(has, torch.maximum(best, one_sided), best)
+            found = found | has
         return torch.where(found, best, torch.ones_like(best)).clamp_min(1e-6)
 
 
