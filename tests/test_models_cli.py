@@ -72,6 +72,13 @@ def test_model_sample_writes_meshes(capsys, tmp_path):
     rc, _, _ = _run(capsys, "model", "sample", "builtin", "--seed", "5", "--out",
                     str(tmp_path / "face.ply"))  # fmt: skip
     assert rc == 0 and load_mesh(tmp_path / "face.ply").verts.shape[0] == model.n_vertices
+    pytest.importorskip("trimesh")
+    rc, _, _ = _run(capsys, "model", "sample", "builtin", "--seed", "5", "--out",
+                    str(tmp_path / "face.glb"))  # fmt: skip
+    glb = load_mesh(tmp_path / "face.glb")  # UV seams unwelded: same corners, maybe more verts
+    assert rc == 0 and glb.num_faces == model.n_faces
+    ref = model.vertices(model.sample(1, generator=torch.Generator().manual_seed(5)))[0]
+    torch.testing.assert_close(glb.verts[glb.faces], ref[model.faces], atol=1e-5, rtol=0)
     # a different seed gives a different face
     _run(capsys, "model", "sample", "builtin", "--seed", "6", "--out", str(tmp_path / "b.obj"))
     assert not torch.allclose(load_mesh(tmp_path / "b.obj").verts, mesh.verts)
