@@ -490,3 +490,38 @@ def test_palette_with_transparency_and_exif_on_pil_input(tmp_path):
     rot = load_image(PIL.open(tmp_path / "r.jpg"))
     assert rot.size == (20, 10) and rot.exif_orientation == 6
     assert float(rot.tensor[0].mean(0)[1, -2]) > 0.8
+
+
+def _landmarks_from_five(five) -> torch.Tensor:
+    """68 landmarks whose five alignment points are ``five`` (eye rings collapsed to the centre)."""
+    lm = torch.zeros(68, 2, dtype=torch.float64)
+    five = torch.as_tensor(five, dtype=torch.float64)
+    lm[36:42], lm[42:48], lm[30], lm[48], lm[54] = five[0], five[1], five[2], five[3], five[4]
+    return lm
+
+
+def test_ffhq_and_arcface_templates_known_answers():
+    from facelab.vision.align import ARCFACE_112, ffhq_transform
+
+    # FFHQ recipe by hand: eyes (40, 50), (60, 50); mouth corners (42, 80), (58, 80):
+    # e2e = (20, 0), e2m = (0, 30), x = e2e - flipud(e2m) * [-1, 1] = (50, 0) -> unit * max(2 * 20,
+    # 1.8 * 30) = (54, 0), y = (0, 54), c = (50, 50) + 0.1 * e2m = (50, 53): the square
+    # c +- x +- y (side 108) fills the 256 px crop, upright.
+    lm = _landmarks_from_five([(40, 50), (60, 50), (50, 65), (42, 80), (58, 80)])
+    M = ffhq_transform(lm[None], 256)[0]
+    s = 256 / 108
+    want = torch.tensor([[s, 0, 128 - s * 50], [0, s, 128 - s * 53]], dtype=torch.float64)
+    torch.testing.assert_close(M, want, atol=1e-9, rtol=0)
+    # ArcFace: landmarks exactly on the 112 template -> identity; on a rotated, scaled and
+    # shifted copy of it -> the inverse of that similarity
+    tmpl = torch.tensor(ARCFACE_112, dtype=torch.float64)
+    M = crop_transform(_landmarks_from_five(tmpl)[None], "arcface")[0]
+    torch.testing.assert_close(M, torch.eye(2, 3, dtype=torch.float64), atol=1e-9, rtol=0)
+    a = 0.4
+    S = torch.tensor(
+        [[2 * math.cos(a), -2 * math.sin(a), 300.0], [2 * math.sin(a), 2 * math.cos(a), 80.0]],
+        dtype=torch.float64,
+    )
+    M = crop_transform(_landmarks_from_five(apply_transform(S, tmpl))[None], "arcface", 224)[0]
+    S224 = torch.cat([S[:, :2] / 2, S[:, 2:]], 1)  # template scaled by 224 / 112 = 2
+    torch.testing.assert_close(M, invert_transform(S224), atol=1e-9, rtol=0)
