@@ -24,6 +24,26 @@ Conventions (the full text is in the book's appendix "Conventions"):
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: The sub-packages, imported on first use: ``import facelab; facelab.models.load("ict")``
+#: works without importing torch-heavy modules that a script does not use.
+SUBPACKAGES = (
+    "geometry", "models", "render", "vision", "world", "fit", "metrics", "viz", "data",
+    "errors", "exercises",
+)  # fmt: skip
+
+__all__ = ["__version__", *SUBPACKAGES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'facelab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(SUBPACKAGES))

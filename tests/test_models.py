@@ -330,3 +330,19 @@ def test_subset_components(builtin):
         builtin.subset(expressions=["nope"])
     with pytest.raises(InvalidInput, match="n_identity"):
         builtin.subset(999)
+
+
+def test_top_level_package_exposes_subpackages_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, facelab; assert 'facelab.fit' not in sys.modules; "
+        "m = facelab.models.load('builtin'); print(m.n_vertices > 0, 'models' in dir(facelab))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
+    import facelab
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        facelab.nope  # noqa: B018
