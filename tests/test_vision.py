@@ -525,3 +525,15 @@ def test_ffhq_and_arcface_templates_known_answers():
     M = crop_transform(_landmarks_from_five(apply_transform(S, tmpl))[None], "arcface", 224)[0]
     S224 = torch.cat([S[:, :2] / 2, S[:, 2:]], 1)  # template scaled by 224 / 112 = 2
     torch.testing.assert_close(M, invert_transform(S224), atol=1e-9, rtol=0)
+
+
+def test_cli_identity_names_the_photo_without_a_face(tmp_path, capsys, dlib_detector):
+    from facelab.cli import main
+    from facelab.vision import save_image
+
+    astro = save_image(samples.astronaut().image, tmp_path / "astro.png")
+    gray = tmp_path / "gray.png"
+    PIL.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(gray)
+    assert main(["identity", str(astro), str(gray), "--backend", "dlib"]) == 1
+    err = capsys.readouterr().err
+    assert "gray.png" in err and "astro.png" not in err

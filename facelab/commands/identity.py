@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import NoFaceFound
     from ..vision import detect_face, load_image
     from ..vision.identity import load_identity_encoder, similarity
 
@@ -55,7 +56,10 @@ def handler(args: argparse.Namespace) -> int:
     embs, faces = [], []
     for path in (args.photo_a, args.photo_b):
         img = load_image(path)
-        face = detect_face(img)
+        try:
+            face = detect_face(img)
+        except NoFaceFound as e:
+            raise NoFaceFound(f"{path}: {e}") from None  # say which of the two photos
         with torch.no_grad():
             embs.append(enc.embed(img.tensor, face.landmarks[None]))
         faces.append(
