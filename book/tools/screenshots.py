@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--html", type=Path, default=BOOK / "_build" / "html")
     ap.add_argument("--out", type=Path, default=BOOK / "_build" / "screenshots")
     ap.add_argument("--pages", nargs="*", help="pages relative to --html (default: chapters)")
+    ap.add_argument(
+        "--height", type=int, default=4000, help="window height in pixels (pages are cut there)"
+    )
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     pages = a.pages or sorted(
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for page in pages:
             png = a.out / (Path(page).stem + ".png")
-            dom = shoot(f"{base}/{page}", png)
+            dom = shoot(f"{base}/{page}", png, a.height)
             src = (a.html / page).read_text(errors="replace")
             plots_expected = src.count("plotly-graph-div")
             plots_drawn = dom.count('class="main-svg"')
