@@ -180,8 +180,12 @@ def test_image_grid_errors():
 
 
 @pytest.mark.parametrize("use_figure_widget", [False])
-def test_model_explorer_updates_with_sliders(use_figure_widget):
-    pytest.importorskip("ipywidgets")
+def test_model_explorer_updates_with_sliders(use_figure_widget, monkeypatch):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    shown = []
+    monkeypatch.setattr(
+        ipywidgets.Output, "append_display_data", lambda self, obj: shown.append(obj)
+    )
     m = FakeModel()
     w = model_explorer(m, n_identity=2, n_expression=5, use_figure_widget=use_figure_widget)
     import ipywidgets
@@ -201,6 +205,12 @@ def test_model_explorer_updates_with_sliders(use_figure_widget):
     )
     ex.reset()
     torch.testing.assert_close(ex.verts, m.mean)
+    # the Output widget holds exactly the current figure as its state (set directly, not by
+    # capturing display(): that capture stalled notebook execution with large meshes), so a
+    # static page shows the figure and each update replaces it
+    assert len(shown) == 4 and all(f is ex.figure for f in shown)  # built + 3 updates
+    assert ex.output.outputs == ()  # cleared before each append (the stub appends nothing)
+    np.testing.assert_allclose(np.asarray(shown[-1].data[0].x), m.mean[:, 0].numpy(), atol=1e-6)
     with pytest.raises(InvalidInput, match="at least one"):
         model_explorer(m, n_identity=0, n_expression=0)
 
