@@ -43,30 +43,22 @@ def run(path: Path, fast: bool, timeout: int, save: Path | None) -> tuple[float,
     from nbclient.exceptions import CellExecutionError
 
     nb = jupytext.read(path)
-    env_keys = {"IPYTHONDIR": str(BOOK / ".ipython"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "IPYTHONDIR": str(BOOK / ".ipython"), "OMP_NUM_THREADS": "1"}
     if fast:
-        env_keys["FACELAB_FAST"] = "1"
-    old = {k: os.environ.get(k) for k in env_keys}
-    os.environ.update(env_keys)
+        env["FACELAB_FAST"] = "1"
     t0 = time.perf_counter()
     problems: list[str] = []
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     try:
-        client = NotebookClient(
-            nb,
-            timeout=timeout,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-        )
-        client.execute()
+        client.execute(env=env)  # the kernel's environment (passed on to start_kernel)
     except CellExecutionError as e:
         problems.append(str(e).strip().splitlines()[-1][:500])
         problems.append(str(e)[:3000])
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     dt = time.perf_counter() - t0
     problems += _problems(nb)
     if save is not None:

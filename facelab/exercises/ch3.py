@@ -14,12 +14,7 @@ from typing import Any
 import torch
 
 from . import exercise
-
-F64 = torch.float64
-
-
-def _t(x: Any) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=F64)
+from ._util import F64, as_f64
 
 
 @exercise(
@@ -34,19 +29,19 @@ def check_axis_angle_to_rotation(fn: Callable[..., Any]) -> int:
     g = torch.Generator().manual_seed(31)
     n = 0
     # quarter turn about z: x -> y
-    R = _t(fn(torch.tensor([[0.0, 0.0, math.pi / 2]], dtype=F64)))
+    R = as_f64(fn(torch.tensor([[0.0, 0.0, math.pi / 2]], dtype=F64)))
     assert R.shape == (1, 3, 3), f"expected shape (1, 3, 3), got {tuple(R.shape)}"
     expect = torch.tensor([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]], dtype=F64)
     assert torch.allclose(R, expect, atol=1e-9), (
         f"a quarter turn about z must map x to y (right-handed):\n{expect[0]}\ngot\n{R[0]}"
     )
     n += 1
-    R0 = _t(fn(torch.zeros(2, 3, dtype=F64)))
+    R0 = as_f64(fn(torch.zeros(2, 3, dtype=F64)))
     assert torch.isfinite(R0).all(), "omega = 0 gave NaN/Inf: guard the division by theta"
     assert torch.allclose(R0, torch.eye(3, dtype=F64).expand(2, 3, 3)), "omega = 0 must give I"
     n += 1
     w = torch.randn(50, 3, generator=g, dtype=F64) * 1.5
-    R = _t(fn(w))
+    R = as_f64(fn(w))
     assert torch.allclose(R, axis_angle_to_matrix(w), atol=1e-9), (
         "differs from facelab.geometry.axis_angle_to_matrix on random axis-angle vectors"
     )
@@ -72,7 +67,9 @@ def check_project_face(fn: Callable[..., Any]) -> int:
     # frontal face at the origin, 50 units away: the model point (1, 1, 0) is right and UP
     K = intrinsics(100.0, 100.0, 64.0, 64.0).to(F64)
     pts = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]], dtype=F64)
-    out = _t(fn(pts, torch.eye(3, dtype=F64)[None], torch.tensor([[0.0, 0.0, 50.0]], dtype=F64), K))
+    out = as_f64(
+        fn(pts, torch.eye(3, dtype=F64)[None], torch.tensor([[0.0, 0.0, 50.0]], dtype=F64), K)
+    )
     assert out.shape == (1, 2, 2), f"expected shape (1, 2, 2), got {tuple(out.shape)}"
     expect = torch.tensor([[[64.0, 64.0], [66.0, 62.0]]], dtype=F64)
     assert torch.allclose(out, expect, atol=1e-9), (
@@ -86,7 +83,7 @@ def check_project_face(fn: Callable[..., Any]) -> int:
     verts = 5 * torch.randn(B, 30, 3, generator=g, dtype=F64)
     f = 300 + 100 * torch.rand(B, generator=g, dtype=F64)
     K = intrinsics(f, f * 1.1, 100.0, 80.0)
-    out = _t(fn(verts, axis_angle_to_matrix(w), t, K))
+    out = as_f64(fn(verts, axis_angle_to_matrix(w), t, K))
     ref = project(pose_to_camera(verts, w, t), K)
     assert torch.allclose(out, ref, atol=1e-8), (
         "differs from facelab's pose_to_camera + project on random poses and cameras"
@@ -114,7 +111,7 @@ def check_scaled_orthographic_pose(fn: Callable[..., Any]) -> int:
         x = s * X @ R[:2].T + b
         out = fn(X, x)
         assert isinstance(out, tuple) and len(out) == 3, "return a tuple (s, R, b)"
-        s_, R_, b_ = (_t(v) for v in out)
+        s_, R_, b_ = (as_f64(v) for v in out)
         assert R_.shape == (3, 3), f"R must be (3, 3), got {tuple(R_.shape)}"
         assert abs(float(s_) - s) < 1e-8, (
             f"exact data: the scale should be {s:.6f}, got {float(s_):.6f}"
@@ -124,7 +121,7 @@ def check_scaled_orthographic_pose(fn: Callable[..., Any]) -> int:
         n += 1
     X = 10 * torch.randn(68, 3, generator=g, dtype=F64)
     x = 3 * X[:, :2] + 5 * torch.randn(68, 2, generator=g, dtype=F64)  # noisy: A not orthogonal
-    s_, R_, b_ = (_t(v) for v in fn(X, x))
+    s_, R_, b_ = (as_f64(v) for v in fn(X, x))
     assert torch.allclose(R_ @ R_.T, torch.eye(3, dtype=F64), atol=1e-9), (
         "with noisy data R must still be a rotation: orthonormalise A's rows with the SVD"
     )
@@ -155,7 +152,7 @@ def check_linear_shape_fit(fn: Callable[..., Any]) -> int:
     c_true = torch.randn(K, generator=g, dtype=F64)
     X = mean + torch.einsum("k,kjc->jc", c_true, basis)
     x = X @ A.T + b
-    c = _t(fn(x, A, b, mean, basis, 0.0))
+    c = as_f64(fn(x, A, b, mean, basis, 0.0))
     assert c.shape == (K,), f"expected shape ({K},), got {tuple(c.shape)}"
     assert torch.allclose(c, c_true, atol=1e-8), "exact data and lam = 0 must give the true weights"
     n += 1
@@ -164,10 +161,10 @@ def check_linear_shape_fit(fn: Callable[..., Any]) -> int:
     y = (xn - mean @ A.T - b).reshape(-1)
     for lam in (0.5, 50.0):
         ref = torch.linalg.solve(M.T @ M + lam * torch.eye(K, dtype=F64), M.T @ y)
-        got = _t(fn(xn, A, b, mean, basis, lam))
+        got = as_f64(fn(xn, A, b, mean, basis, lam))
         assert torch.allclose(got, ref, atol=1e-8), f"noisy data, lam = {lam}: wrong weights"
         n += 1
-    big = _t(fn(xn, A, b, mean, basis, 1e9))
+    big = as_f64(fn(xn, A, b, mean, basis, 1e9))
     assert big.abs().max() < 1e-3, (
         "a huge prior weight must shrink the weights to 0 (the mean face)"
     )

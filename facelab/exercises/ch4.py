@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 from . import exercise
-
-F64 = torch.float64
+from ._util import F64, as_f64
 
 __all__ = ["rasterize_from_scratch"]
 
@@ -56,10 +55,6 @@ def rasterize_from_scratch(verts_screen, faces, H, W, chunk=4096):
 # fmt: on
 
 
-def _t(x: Any) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=F64)
-
-
 def _random_triangles(g: torch.Generator, n: int) -> torch.Tensor:
     """``(n, 3, 2)`` random non-degenerate screen triangles."""
     tri = 40 * torch.rand(n, 3, 2, generator=g, dtype=F64)
@@ -78,7 +73,7 @@ def check_screen_barycentrics(fn: Callable[..., Any]) -> int:
     g = torch.Generator().manual_seed(41)
     n = 0
     tri = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 2.0]], dtype=F64)
-    out = _t(fn(tri.clone(), tri))
+    out = as_f64(fn(tri.clone(), tri))
     assert out.shape == (3, 3), f"expected shape (N, 3) = (3, 3), got {tuple(out.shape)}"
     assert torch.allclose(out, torch.eye(3, dtype=F64), atol=1e-12), (
         f"at corner k the barycentrics must be the unit vector e_k; got\n{out}"
@@ -86,7 +81,7 @@ def check_screen_barycentrics(fn: Callable[..., Any]) -> int:
     n += 1
     for t in _random_triangles(g, 6):
         p = 60 * torch.rand(50, 2, generator=g, dtype=F64) - 10  # inside and outside
-        lam = _t(fn(p, t))
+        lam = as_f64(fn(p, t))
         assert torch.allclose(lam.sum(1), torch.ones(50, dtype=F64), atol=1e-10), (
             "barycentrics must sum to 1 (also outside the triangle)"
         )
@@ -108,11 +103,11 @@ def check_perspective_correct(fn: Callable[..., Any]) -> int:
     g = torch.Generator().manual_seed(42)
     n = 0
     lam = torch.tensor([[0.2, 0.3, 0.5]], dtype=F64)
-    b, z = (_t(v) for v in fn(lam, torch.tensor([[2.0, 2.0, 2.0]], dtype=F64)))
+    b, z = (as_f64(v) for v in fn(lam, torch.tensor([[2.0, 2.0, 2.0]], dtype=F64)))
     assert b.shape == (1, 3) and z.shape == (1,), (
         f"return (b (N, 3), depth (N,)), got shapes {tuple(b.shape)}, {tuple(z.shape)}"
     )
-    assert torch.allclose(b, lam) and torch.allclose(z, _t([2.0])), (
+    assert torch.allclose(b, lam) and torch.allclose(z, as_f64([2.0])), (
         "all corners at the same depth: nothing to correct, b = l and depth = z"
     )
     n += 1
@@ -129,7 +124,7 @@ def check_perspective_correct(fn: Callable[..., Any]) -> int:
         d = tri[1:] - tri[0]
         l12 = torch.linalg.solve(d.T, (uv - tri[0]).T).T
         lam = torch.cat([1 - l12.sum(1, keepdim=True), l12], 1)
-        b, z = (_t(v) for v in fn(lam, X[:, 2].expand(40, 3)))
+        b, z = (as_f64(v) for v in fn(lam, X[:, 2].expand(40, 3)))
         assert torch.allclose(z, P[:, 2], atol=1e-8), "depth: the true camera z of the point"
         assert torch.allclose(b, w3, atol=1e-8), (
             "b must be the barycentrics of the 3D point (b @ X = P): attributes are linear in "
@@ -151,7 +146,7 @@ def check_sh_basis(fn: Callable[..., Any]) -> int:
 
     g = torch.Generator().manual_seed(43)
     n = 0
-    up = _t(fn(torch.tensor([[0.0, 0.0, 1.0]], dtype=F64)))
+    up = as_f64(fn(torch.tensor([[0.0, 0.0, 1.0]], dtype=F64)))
     assert up.shape == (1, 9), f"expected shape (N, 9) = (1, 9), got {tuple(up.shape)}"
     expect = sh_basis(torch.tensor([[0.0, 0.0, 1.0]], dtype=F64), lambertian=False)
     assert torch.allclose(up, expect, atol=1e-5), (
@@ -160,7 +155,7 @@ def check_sh_basis(fn: Callable[..., Any]) -> int:
     )
     n += 1
     nrm = torch.nn.functional.normalize(torch.randn(200, 3, generator=g, dtype=F64), dim=-1)
-    out = _t(fn(nrm))
+    out = as_f64(fn(nrm))
     ref = sh_basis(nrm, lambertian=False)
     bad = (out - ref).abs().amax(0) > 1e-5
     assert not bool(bad.any()), (
@@ -170,7 +165,7 @@ def check_sh_basis(fn: Callable[..., Any]) -> int:
     n += 1
     # orthonormal on the sphere: Monte-Carlo Gram matrix ~ I
     nrm = torch.nn.functional.normalize(torch.randn(40000, 3, generator=g, dtype=F64), dim=-1)
-    Y = _t(fn(nrm))
+    Y = as_f64(fn(nrm))
     gram = 4 * math.pi * Y.T @ Y / len(Y)
     assert torch.allclose(gram, torch.eye(9, dtype=F64), atol=0.06), "not orthonormal"
     return n + 1
@@ -184,28 +179,28 @@ def check_sh_basis(fn: Callable[..., Any]) -> int:
 )
 def check_soft_coverage(fn: Callable[..., Any]) -> int:
     n = 0
-    one = float(_t(fn(_t([0.0]), torch.tensor([False]), 1.0)))
+    one = float(as_f64(fn(as_f64([0.0]), torch.tensor([False]), 1.0)))
     assert abs(one - 0.5) < 1e-9, f"a pixel centre exactly on an edge has D = 1/2, got {one}"
     n += 1
-    a = float(_t(fn(_t([4.0]), torch.tensor([True]), 2.0)))
+    a = float(as_f64(fn(as_f64([4.0]), torch.tensor([True]), 2.0)))
     assert abs(a - 1 / (1 + math.exp(-2.0))) < 1e-9, (
         f"inside, d^2 = 4, sigma = 2: expected sigmoid(2) = {1 / (1 + math.exp(-2)):.6f}, got {a:.6f}"
     )
     n += 1
-    a = float(_t(fn(_t([4.0]), torch.tensor([False]), 2.0)))
+    a = float(as_f64(fn(as_f64([4.0]), torch.tensor([False]), 2.0)))
     assert abs(a - 1 / (1 + math.exp(2.0))) < 1e-9, "outside the sign flips: sigmoid(-d^2/sigma)"
     n += 1
-    d2 = _t([1.0, 0.5, 3.0])
+    d2 = as_f64([1.0, 0.5, 3.0])
     ins = torch.tensor([False, True, False])
     D = torch.sigmoid(torch.where(ins, d2, -d2) / 0.7)
     expect = float(1 - (1 - D).prod())
-    a = float(_t(fn(d2, ins, 0.7)))
+    a = float(as_f64(fn(d2, ins, 0.7)))
     assert abs(a - expect) < 1e-9, (
         f"three triangles: A = 1 - prod(1 - D_j) = {expect:.6f} (probability that at least one "
         f"covers the pixel), got {a:.6f}"
     )
     n += 1
-    far = float(_t(fn(_t([9.0, 16.0]), torch.tensor([False, False]), 0.01)))
-    near = float(_t(fn(_t([9.0, 16.0]), torch.tensor([True, False]), 0.01)))
+    far = float(as_f64(fn(as_f64([9.0, 16.0]), torch.tensor([False, False]), 0.01)))
+    near = float(as_f64(fn(as_f64([9.0, 16.0]), torch.tensor([True, False]), 0.01)))
     assert far < 1e-6 and near > 1 - 1e-6, "as sigma -> 0 the coverage must become the hard mask"
     return n + 1

@@ -26,8 +26,7 @@ from ..geometry.camera import project
 from ..models.morphable import pose_points
 from ..render.shading import sh_ambient
 from . import exercise
-
-F64 = torch.float64
+from ._util import F64, as_f64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,10 +84,6 @@ def minimal_fit(model, target, K, init, lm2d, lm_ids, skin, steps=100, snapshot_
 # ---------------------------------------------------------------------------------------------
 # Exercise checks
 # ---------------------------------------------------------------------------------------------
-def _t(x: Any) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=F64)
-
-
 @exercise(
     "ch5.charbonnier_photo_loss",
     "robust (Charbonnier) photometric loss inside a mask",
@@ -102,12 +97,12 @@ def check_charbonnier_photo_loss(fn: Callable[..., Any]) -> int:
     a = torch.rand(B, H, W, 3, generator=g, dtype=F64)
     b = torch.rand(B, H, W, 3, generator=g, dtype=F64)
     mask = torch.rand(B, H, W, generator=g) > 0.4
-    out = _t(fn(a, a.clone(), mask, 0.01))
+    out = as_f64(fn(a, a.clone(), mask, 0.01))
     assert out.dim() == 0, f"return a scalar (0-dim tensor), got shape {tuple(out.shape)}"
     assert abs(float(out)) < 1e-12, f"identical images must cost 0, got {float(out):.3g}"
     n += 1
     for eps in (0.01, 0.1):
-        got = _t(fn(a, b, mask, eps))
+        got = as_f64(fn(a, b, mask, eps))
         ref = photometric_loss(a, b, mask, "charbonnier", eps)
         assert abs(float(got - ref)) < 1e-9, (
             f"eps = {eps}: got {float(got):.6f}, facelab.fit.losses.photometric_loss gives "
@@ -117,13 +112,13 @@ def check_charbonnier_photo_loss(fn: Callable[..., Any]) -> int:
     # pixels outside the mask must not matter
     c = b.clone()
     c[~mask] = 100.0
-    assert abs(float(_t(fn(a, c, mask, 0.01)) - _t(fn(a, b, mask, 0.01)))) < 1e-9, (
+    assert abs(float(as_f64(fn(a, c, mask, 0.01)) - as_f64(fn(a, b, mask, 0.01)))) < 1e-9, (
         "pixels outside the mask changed the loss"
     )
     n += 1
     # float weights work like a soft mask
     wts = torch.rand(B, H, W, generator=g, dtype=F64)
-    got = _t(fn(a, b, wts, 0.01))
+    got = as_f64(fn(a, b, wts, 0.01))
     ref = photometric_loss(a, b, wts, "charbonnier", 0.01)
     assert abs(float(got - ref)) < 1e-9, "with a float (soft) mask: weight each pixel by it"
     n += 1
@@ -132,13 +127,13 @@ def check_charbonnier_photo_loss(fn: Callable[..., Any]) -> int:
     big = z.clone()
     big[..., 0] = 10.0
     one = torch.ones(1, 1, 1, dtype=torch.bool)
-    val = float(_t(fn(big, z, one, 0.01)))
+    val = float(as_f64(fn(big, z, one, 0.01)))
     assert abs(val - (math.sqrt(100 + 1e-4) - 0.01)) < 1e-9, (
         f"a residual of 10 in one channel should cost sqrt(10^2 + eps^2) - eps ~ 10, got {val:.4f}"
     )
     n += 1
     empty = torch.zeros(B, H, W, dtype=torch.bool)
-    val = _t(fn(a, b, empty, 0.01))
+    val = as_f64(fn(a, b, empty, 0.01))
     assert torch.isfinite(val) and abs(float(val)) < 1e-12, (
         "an empty mask must give 0, not NaN (clamp the pixel count to at least 1)"
     )
@@ -154,14 +149,14 @@ def check_gaussian_prior(fn: Callable[..., Any]) -> int:
     g = torch.Generator().manual_seed(52)
     n = 0
     w = torch.randn(4, 7, generator=g, dtype=F64)
-    got = _t(fn(w))
+    got = as_f64(fn(w))
     assert got.dim() == 0, f"return a scalar, got shape {tuple(got.shape)}"
     assert abs(float(got - gaussian_prior(w))) < 1e-10, (
         "sigma = None: must equal facelab.fit.losses.gaussian_prior (mean_b |w_b|^2)"
     )
     n += 1
     sigma = 0.5 + torch.rand(7, generator=g, dtype=F64)
-    got = _t(fn(w, sigma))
+    got = as_f64(fn(w, sigma))
     # -2 log N(w; 0, diag(sigma^2)) up to a constant, averaged over the batch
     normal = torch.distributions.Normal(torch.zeros(7, dtype=F64), sigma)
     nll = -2 * (normal.log_prob(w) - normal.log_prob(torch.zeros_like(w))).sum(-1).mean()
@@ -175,7 +170,7 @@ def check_gaussian_prior(fn: Callable[..., Any]) -> int:
     expect = 2 * w / sigma**2 / w.shape[0]
     assert torch.allclose(wg.grad, expect, atol=1e-9), "wrong gradient: d/dw = 2 w / sigma^2 / B"
     n += 1
-    assert abs(float(_t(fn(torch.zeros(3, 5, dtype=F64))))) < 1e-12, "w = 0 (the mean) costs 0"
+    assert abs(float(as_f64(fn(torch.zeros(3, 5, dtype=F64))))) < 1e-12, "w = 0 (the mean) costs 0"
     return n + 1
 
 
@@ -222,7 +217,7 @@ def check_fit_landmarks_gd(fn: Callable[..., Any]) -> int:
         t0 = torch.tensor([0.0, 0.0, 100.0], dtype=F64)  # a rough guess: in front, frontal
         out = fn(x2d, mean, basis, project_fn, t0)
         assert isinstance(out, tuple) and len(out) == 3, "return (rotation, translation, coeffs)"
-        rot, t, c = (_t(v).detach() for v in out)
+        rot, t, c = (as_f64(v).detach() for v in out)
         assert rot.shape == (3,) and t.shape == (3,) and c.shape == (k,), (
             f"shapes: rotation (3,), translation (3,), coeffs ({k},); got {tuple(rot.shape)}, "
             f"{tuple(t.shape)}, {tuple(c.shape)}"
