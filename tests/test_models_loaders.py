@@ -185,3 +185,20 @@ def test_sfm_via_load(with_shared_data):
         pytest.skip("no sfm-eos")
     m = load("sfm")
     assert m.name == "sfm" and m.n_vertices == 3448
+
+
+def test_load_places_model_on_device_and_dtype(tmp_path):
+    import torch
+
+    from facelab.models import load
+
+    m = load("builtin", device="cpu", dtype=torch.float64)
+    assert m.dtype == torch.float64 and m.device.type == "cpu"
+    assert m.faces.dtype == torch.long  # index tensors keep their integer type
+    assert load("builtin").dtype == torch.float32
+    # a file path takes the same keywords
+    path = tmp_path / "m.npz"
+    load("builtin").save(path)
+    m2 = load(path, device=torch.device("cpu"), dtype=torch.float64)
+    assert m2.dtype == torch.float64
+    assert torch.equal(m2.mean, load("builtin").mean.double())

@@ -144,13 +144,21 @@ def _need(name: str) -> Path:
     )
 
 
-def load(name_or_path: str | os.PathLike, **kw: Any) -> MorphableModel:
+def load(
+    name_or_path: str | os.PathLike,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    **kw: Any,
+) -> MorphableModel:
     """Load a model by name (see the table in the module doc) or from a file path.
 
-    Keyword arguments go to the specific loader (e.g. ``cache=False`` or ``progress=True``
-    for ICT, ``dtype=torch.float64`` for all, ``landmarks=...`` for FLAME).
+    ``device`` and ``dtype`` place every tensor of the returned model (floating tensors are
+    cast to ``dtype``; index tensors keep their integer type), e.g.
+    ``load("builtin", device="cuda", dtype=torch.float64)``. Other keyword arguments go to the
+    specific loader (e.g. ``cache=False`` or ``progress=True`` for ICT, ``landmarks=...`` for
+    FLAME).
     """
-    dtype = kw.pop("dtype", None)
     key = str(name_or_path)
     model: MorphableModel
     if isinstance(name_or_path, str) and key in _MODELS:
@@ -189,8 +197,8 @@ def load(name_or_path: str | os.PathLike, **kw: Any) -> MorphableModel:
                 f"unknown model {key!r}: not a model name ({', '.join(_MODELS)}) nor a file"
             )
         model = _load_path(path, **kw)
-    if dtype is not None:
-        model = model.to(dtype=dtype)
+    if dtype is not None or device is not None:
+        model = model.to(device=device, dtype=dtype)
     return model
 
 
