@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -182,14 +185,12 @@ def test_image_grid_errors():
 @pytest.mark.parametrize("use_figure_widget", [False])
 def test_model_explorer_updates_with_sliders(use_figure_widget, monkeypatch):
     ipywidgets = pytest.importorskip("ipywidgets")
+    import facelab.viz.widgets as vw
+
     shown = []
-    monkeypatch.setattr(
-        ipywidgets.Output, "append_display_data", lambda self, obj: shown.append(obj)
-    )
+    monkeypatch.setattr(vw, "output_items", lambda obj: (shown.append(obj), ())[1])
     m = FakeModel()
     w = model_explorer(m, n_identity=2, n_expression=5, use_figure_widget=use_figure_widget)
-    import ipywidgets
-
     assert isinstance(w, ipywidgets.Widget)
     ex = w.explorer
     assert len(ex.identity_sliders) == 2 and len(ex.expression_sliders) == 3  # clipped to model
@@ -209,7 +210,7 @@ def test_model_explorer_updates_with_sliders(use_figure_widget, monkeypatch):
     # capturing display(): that capture stalled notebook execution with large meshes), so a
     # static page shows the figure and each update replaces it
     assert len(shown) == 4 and all(f is ex.figure for f in shown)  # built + 3 updates
-    assert ex.output.outputs == ()  # cleared before each append (the stub appends nothing)
+    assert ex.output.outputs == ()  # replaced on each update (the stub returns nothing)
     np.testing.assert_allclose(np.asarray(shown[-1].data[0].x), m.mean[:, 0].numpy(), atol=1e-6)
     with pytest.raises(InvalidInput, match="at least one"):
         model_explorer(m, n_identity=0, n_expression=0)
@@ -237,3 +238,63 @@ def test_viz_with_real_morphable_model_class():
     ex = model_explorer(m, n_identity=3, n_expression=2, use_figure_widget=False).explorer
     ex.identity_sliders[0].value = -1.0
     torch.testing.assert_close(ex.verts, fake.mean - fake.identity_basis[0])
+
+
+def test_interactive_renders_initial_state_without_a_kernel_and_updates_on_change():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from PIL import Image
+
+    from facelab.viz import interactive
+
+    calls = []
+
+    def render(size, label):
+        calls.append((size, label))
+        return Image.new("RGB", (size, size), (255, 0, 0)), f"{label} at {size} px"
+
+    w = interactive(
+        render,
+        size=ipywidgets.IntSlider(value=4, min=2, max=16),
+        label=ipywidgets.Dropdown(options=["a", "b"], value="a"),
+    )
+    app = w.interactive
+    # no kernel and no comm here: the initial picture is already the Output widget's state
+    assert calls == [(4, "a")]
+    kinds = [o["output_type"] for o in app.output.outputs]
+    assert kinds == ["display_data", "stream"]
+    png = app.output.outputs[0]["data"]["image/png"]
+    assert isinstance(png, (str, bytes)) and len(png) > 0
+    assert app.output.outputs[1]["text"] == "a at 4 px\n"
+    assert app.controls["size"].description == "size"  # named after its keyword
+    # a control change re-renders and replaces (does not append to) the outputs
+    app.controls["size"].value = 8
+    app.controls["label"].value = "b"
+    assert calls[-1] == (8, "b") and app.calls == 3
+    assert len(app.output.outputs) == 2 and app.output.outputs[1]["text"] == "b at 8 px\n"
+    data = app.output.outputs[0]["data"]["image/png"]
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    assert Image.open(io.BytesIO(raw)).size == (8, 8)
+    # the app never went through display() capture: the Output widget has no msg_id set
+    assert app.output.msg_id == ""
+
+
+def test_interactive_errors():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from facelab.viz import interactive
+
+    with pytest.raises(InvalidInput, match="callable"):
+        interactive(42, x=ipywidgets.IntSlider())
+    with pytest.raises(InvalidInput, match="not an ipywidgets control"):
+        interactive(lambda x: None, x=3)
+
+    def bad(x):
+        if x > 1:
+            raise ValueError("too big")
+        return "ok"
+
+    with pytest.raises(ValueError, match="too big"):  # the initial state fails the cell
+        interactive(bad, x=ipywidgets.IntSlider(value=2))
+    w = interactive(bad, x=ipywidgets.IntSlider(value=0))
+    w.interactive.controls["x"].value = 5  # a callback error is shown, not lost
+    (out,) = w.interactive.output.outputs
+    assert out["name"] == "stderr" and "too big" in out["text"]

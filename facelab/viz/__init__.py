@@ -5,6 +5,8 @@
   work without a kernel (static HTML).
 * :func:`image_grid` -- a matplotlib Figure or a tiled PIL image of a batch of images.
 * :func:`model_explorer` -- an ipywidgets app with sliders for a morphable model (needs a kernel).
+* :func:`interactive` -- controls driving any picture a function returns (every widget in the
+  book; the initial state is set directly into the widget, no output capture).
 """
 
 from __future__ import annotations
@@ -18,18 +20,28 @@ from .meshes import (
     model_slider_figure,
     slider_figure,
 )
-from .widgets import ModelExplorer, has_figure_widget, model_explorer
+from .widgets import (
+    InteractiveFigure,
+    ModelExplorer,
+    has_figure_widget,
+    interactive,
+    model_explorer,
+    output_items,
+)
 
 __all__ = [
     "FRONT_CAMERA",
+    "InteractiveFigure",
     "ModelExplorer",
     "has_figure_widget",
     "image_grid",
+    "interactive",
     "mesh_figure",
     "mesh_trace",
     "model_component_shapes",
     "model_explorer",
     "model_slider_figure",
+    "output_items",
     "slider_figure",
     "to_hwc",
 ]

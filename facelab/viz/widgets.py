@@ -1,6 +1,12 @@
 """ipywidgets apps (need a running Python kernel; for static pages use
 :func:`facelab.viz.slider_figure`).
 
+:func:`interactive` is the one way the book builds an interactive picture: controls plus an
+``ipywidgets.Output`` whose outputs are *set directly* from what a render function returns, for
+the initial state and on every change. Nothing is captured with ``with out:`` or
+``widgets.interact`` (both route ``display()`` through the kernel's output hooks, which races
+with nbclient and stalled book builds for the 900 s timeout: nbclient issue 312).
+
 :func:`model_explorer` builds sliders for the leading identity and expression components of a
 morphable model and redraws a plotly mesh whenever one moves. It uses ``go.FigureWidget`` when
 ``anywidget`` is installed (plotly >= 6 needs it for FigureWidget), otherwise it re-displays a
@@ -15,6 +21,8 @@ and ``expression_kind`` (``"blendshapes"``: weights in [0, 1]; else N(0, 1) weig
 from __future__ import annotations
 
 import importlib.util
+import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,7 +31,14 @@ import torch
 from ..errors import BackendUnavailable, InvalidInput
 from .meshes import _component_label, _expression_is_blendshape, _model_count, mesh_figure
 
-__all__ = ["ModelExplorer", "has_figure_widget", "model_explorer"]
+__all__ = [
+    "InteractiveFigure",
+    "ModelExplorer",
+    "has_figure_widget",
+    "interactive",
+    "model_explorer",
+    "output_items",
+]
 
 
 def has_figure_widget() -> bool:
@@ -36,9 +51,141 @@ def _ipywidgets():
         import ipywidgets
     except ImportError as e:
         raise BackendUnavailable(
-            "model_explorer needs ipywidgets: pip install 'facelab[book]'"
+            "facelab's widgets need ipywidgets: pip install 'facelab[book]'"
         ) from e
     return ipywidgets
+
+
+def _formatter():
+    """The running kernel's display formatter (so its registered formatters apply), else the
+    formatter of a plain IPython shell instance (what ``Output.append_display_data`` uses)."""
+    from IPython import get_ipython
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = get_ipython() or InteractiveShell.instance()
+    return shell.display_formatter.format
+
+
+def output_items(result: Any) -> tuple[dict, ...]:
+    """Notebook output dicts (nbformat ``display_data`` / ``stream``) for a render result.
+
+    ``None`` gives no output; a ``str`` a stdout text; a ``tuple``/``list`` one output per item,
+    in order; anything else (a PIL image, a plotly or matplotlib figure, an IPython display
+    object) one ``display_data`` formatted as ``display(obj)`` would format it.
+    """
+    items = result if isinstance(result, (tuple, list)) else (result,)
+    fmt = None
+    out = []
+    for obj in items:
+        if obj is None:
+            continue
+        if isinstance(obj, str):
+            text = obj if obj.endswith("\n") else obj + "\n"
+            out.append({"output_type": "stream", "name": "stdout", "text": text})
+            continue
+        fmt = fmt or _formatter()
+        data, metadata = fmt(obj)
+        out.append({"output_type": "display_data", "data": data, "metadata": metadata})
+    return tuple(out)
+
+
+class InteractiveFigure:
+    """State of an :func:`interactive` app.
+
+    Attributes:
+        render: the function called with the controls' values as keyword arguments.
+        controls: name -> ipywidgets control (anything with a ``value`` trait).
+        output: the ``ipywidgets.Output`` whose ``outputs`` hold the current picture.
+        widget: the box to display (controls above or beside the output).
+        calls: how many times ``render`` ran (1 after construction).
+    """
+
+    def __init__(
+        self,
+        render: Callable[..., Any],
+        controls: Mapping[str, Any],
+        layout: str = "vertical",
+    ) -> None:
+        w = _ipywidgets()
+        if not callable(render):
+            raise InvalidInput(f"interactive: render must be callable, got {type(render).__name__}")
+        if layout not in ("vertical", "horizontal"):
+            raise InvalidInput(
+                f"interactive: layout must be 'vertical' or 'horizontal', got {layout!r}"
+            )
+        for name, c in controls.items():
+            if not hasattr(c, "value") or not hasattr(c, "observe"):
+                raise InvalidInput(
+                    f"interactive: control {name!r} is not an ipywidgets control "
+                    f"(got {type(c).__name__})"
+                )
+            if hasattr(c, "description") and not c.description:
+                c.description = name
+        self.render = render
+        self.controls = dict(controls)
+        self.calls = 0
+        self.output = w.Output()
+        self.update(raise_errors=True)  # the initial state, set directly (an error fails the cell)
+        for c in self.controls.values():
+            c.observe(self._on_change, names="value")
+        box = w.VBox if layout == "vertical" else w.HBox
+        inner = w.HBox if layout == "vertical" else w.VBox
+        self.widget = box([inner(list(self.controls.values())), self.output])
+        self.widget.interactive = self
+
+    def values(self) -> dict[str, Any]:
+        """The controls' current values by name."""
+        return {name: c.value for name, c in self.controls.items()}
+
+    def update(self, raise_errors: bool = False) -> None:
+        """Call ``render`` with the current values and set the output to what it returns.
+
+        An exception in a callback (``raise_errors=False``) is shown as the output (stderr text),
+        as ``widgets.interact`` would show it, instead of vanishing into the kernel log.
+        """
+        self.calls += 1
+        try:
+            items = output_items(self.render(**self.values()))
+        except Exception:
+            if raise_errors:
+                raise
+            text = traceback.format_exc()
+            items = ({"output_type": "stream", "name": "stderr", "text": text},)
+        self.output.outputs = items
+
+    def _on_change(self, _change: dict) -> None:
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def interactive(render: Callable[..., Any], /, layout: str = "vertical", **controls: Any) -> Any:
+    """An interactive picture: ``render(**values)`` redrawn whenever a control moves.
+
+    Args:
+        render: called with one keyword argument per control; it *returns* what to show
+            (a PIL image, a figure, a string, or a tuple of these shown in order) instead of
+            calling ``display``/``print``.
+        layout: ``"vertical"`` (controls in a row above the picture) or ``"horizontal"``.
+        **controls: name -> ipywidgets control (``FloatSlider``, ``Dropdown``, ...); a control
+            without a description gets its name.
+
+    Returns:
+        an ``ipywidgets.VBox``/``HBox`` (display it as the last line of a cell); its
+        ``.interactive`` attribute is the :class:`InteractiveFigure` (``.output``, ``.update``).
+
+    The initial state is rendered before the function returns and written straight into the
+    Output widget's ``outputs``, so the saved widget state of a static page shows it and no
+    kernel output capture is involved (the stall of ``widgets.interact`` under nbclient).
+    Use it instead of ``widgets.interact`` / ``interactive_output`` / ``with out:``.
+    """
+    return InteractiveFigure(render, controls, layout=layout).widget
 
 
 class ModelExplorer:
@@ -160,8 +307,7 @@ class ModelExplorer:
         # Set the Output widget's outputs directly instead of capturing a display() call in
         # `with self.output:` — the capture routes through the kernel's message hooks, which
         # stalled notebook execution (nbclient waited for the cell's idle message) at random.
-        self.output.outputs = ()
-        self.output.append_display_data(self.figure)
+        self.output.outputs = output_items(self.figure)
 
     def update(self) -> None:
         """Recompute the shape from the sliders and redraw."""
