@@ -1,8 +1,11 @@
 """Visualisation: plotly 3D meshes (rotatable, also in static pages), image grids, ipywidgets apps.
 
 * :func:`mesh_figure`, :func:`mesh_trace` -- one mesh (smooth/flat shading, colours, landmarks).
-* :func:`slider_figure`, :func:`model_slider_figure` -- plotly-slider figures over shapes that
-  work without a kernel (static HTML).
+* :func:`frame_slider` -- THE way to make a plotly slider figure over precomputed frames
+  (images or traces): it opens on the ``active`` frame and never auto-plays
+  (a ``SliderFigure``); :func:`image_uri` encodes an image for it.
+* :func:`slider_figure`, :func:`model_slider_figure` -- slider figures over shapes of one
+  topology (built with :func:`frame_slider`); all work without a kernel (static HTML).
 * :func:`image_grid` -- a matplotlib Figure or a tiled PIL image of a batch of images.
 * :func:`model_explorer` -- an ipywidgets app with sliders for a morphable model (needs a kernel).
 * :func:`interactive` -- controls driving any picture a function returns (every widget in the
@@ -20,6 +23,7 @@ from .meshes import (
     model_slider_figure,
     slider_figure,
 )
+from .sliders import frame_slider, image_uri
 from .widgets import (
     InteractiveFigure,
     ModelExplorer,
@@ -33,8 +37,10 @@ __all__ = [
     "FRONT_CAMERA",
     "InteractiveFigure",
     "ModelExplorer",
+    "frame_slider",
     "has_figure_widget",
     "image_grid",
+    "image_uri",
     "interactive",
     "mesh_figure",
     "mesh_trace",

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInput
+from .sliders import frame_slider
 
 __all__ = [
     "FRONT_CAMERA",
@@ -295,54 +296,22 @@ def slider_figure(
         cmin=cmin,
         cmax=cmax,
     )
-    go_frames = []
-    for i, (fr, lab) in enumerate(zip(frames, labels)):
+    updates = []
+    for i, fr in enumerate(frames):
         upd: dict[str, Any] = {"x": fr[:, 0], "y": fr[:, 1], "z": fr[:, 2]}
         if its is not None:
             upd["intensity"] = its[i]
-        go_frames.append(go.Frame(data=[go.Mesh3d(**upd)], traces=[0], name=lab))
-    anim = {
-        "mode": "immediate",
-        "frame": {"duration": 0, "redraw": True},
-        "transition": {"duration": 0},
-    }
-    steps = [{"label": lab, "method": "animate", "args": [[lab], anim]} for lab in labels]
-    layout = _layout(title, height, width, False, camera)
-    layout["sliders"] = [
-        {
-            "active": active,
-            "steps": steps,
-            "currentvalue": {"prefix": slider_prefix, "visible": True},
-            "pad": {"t": 10, "b": 10},
-            "len": 0.9,
-            "x": 0.05,
-        }
-    ]
-    if play_button:
-        layout["updatemenus"] = [
-            {
-                "type": "buttons",
-                "showactive": False,
-                "x": 0.0,
-                "y": 0.0,
-                "buttons": [
-                    {
-                        "label": "play",
-                        "method": "animate",
-                        "args": [
-                            None,
-                            {
-                                **anim,
-                                "frame": {"duration": 300, "redraw": True},
-                                "fromcurrent": True,
-                            },
-                        ],
-                    }
-                ],
-            }
-        ]
-    fig = go.Figure(data=[base], frames=go_frames, layout=layout)
-    return fig
+        updates.append(go.Mesh3d(**upd))
+    return frame_slider(
+        updates,
+        labels,
+        active=active,
+        prefix=slider_prefix,
+        play=play_button,
+        base=[base],
+        traces=[0],
+        layout=_layout(title, height, width, False, camera),
+    )
 
 
 def _model_count(model: Any, which: str) -> int:

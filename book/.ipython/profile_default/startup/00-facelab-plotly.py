@@ -8,6 +8,12 @@ from plotly.io._base_renderers import MimetypeRenderer
 
 
 class _SharedPlotlyJS(MimetypeRenderer):
+    # Never animate on load (plotly's to_html default is auto_play=True, which plays every
+    # slider figure to its last frame); facelab.viz.frame_slider figures pass auto_play=False
+    # too. book/tools/check_html.py fails the build if a page calls Plotly.animate on load.
+    auto_play = False
+    config = {"displaylogo": False}
+
     def to_mimebundle(self, fig_dict):
         html = pio.to_html(
             fig_dict,
@@ -17,6 +23,8 @@ class _SharedPlotlyJS(MimetypeRenderer):
             default_width="100%",
             default_height=525,
             validate=False,
+            auto_play=self.auto_play,
+            config=self.config,
         )
         return {"text/html": html}
 
