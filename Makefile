@@ -50,6 +50,7 @@ book: install
 	$(BIN)/python book/tools/build.py
 
 lab: install
+	$(BIN)/python book/tools/preflight.py
 	$(BIN)/jupyter lab book/chapters
 
 student-edition: $(STAMP)

@@ -14,22 +14,44 @@ Inside a data directory an asset lives in a folder named after it, e.g.
 with an extra ``.gz`` suffix (``identity000.obj.gz``); readers accept both, and the checksum
 is always that of the uncompressed content.
 
-``fetch(name)`` downloads an asset into the cache with a progress bar and verifies every file.
-Offline it fails fast with :class:`~facelab.errors.DownloadError` saying what to download,
-from where, and where to put it.
+``fetch(name)`` downloads an asset into the cache with a progress bar and verifies every file:
+the sha256 is computed as the bytes arrive, a transfer stops as soon as it passes the registry's
+size (also for ``.bz2``/``.gz`` downloads, counted after decompression), and a file appears under
+its final name only after its checksum matched (until then it is ``NAME.part``; an interrupted
+plain download is resumed with an HTTP ``Range`` request). ``require(name, rel)`` -- what the
+model loaders and the dlib detector use -- finds a file and, on first use, fetches the missing
+asset (its license is printed once). Unreachable, it fails fast with an error saying what to
+download, from where, and where to put it.
+
+Environment variables:
+
+``FACELAB_OFFLINE=1``
+    never download on first use (``require`` raises :class:`~facelab.errors.AssetMissing` with
+    the instructions instead); an explicit ``facelab data fetch`` still downloads.
+``FACELAB_MIRROR=URL``
+    download from a mirror instead of the pinned upstream URLs: ``URL/<asset>/<file path>``,
+    plus ``.bz2``/``.gz`` where the registry's download is compressed (same bytes as upstream;
+    the registry's checksums still apply). https, or http on 127.0.0.1/localhost.
+``FACELAB_DOWNLOAD_TIMEOUT=SECONDS``
+    how long a silent server is waited for (default 20).
 """
 
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import hashlib
+import http.client
 import importlib.util
 import json
 import os
 import shutil
+import sys
 import urllib.error
+import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,58 +339,377 @@ def missing_message(asset: Asset, missing: Iterable[str]) -> str:
 # Downloading
 
 
-def _timeout() -> float:
-    return float(os.environ.get("FACELAB_DOWNLOAD_TIMEOUT", "20"))
+#: Environment variables of the download path (documented in the module docstring).
+ENV_OFFLINE = "FACELAB_OFFLINE"
+ENV_MIRROR = "FACELAB_MIRROR"
+ENV_TIMEOUT = "FACELAB_DOWNLOAD_TIMEOUT"
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_INFLATE_STEP = 1 << 20  # at most this many decompressed bytes per decompressor call
+_ANNOUNCED: set[str] = set()  # assets whose license was printed in this process
 
 
-def _download(f: AssetFile, dest: Path, progress: bool) -> None:
-    """Download one file to ``dest`` via a ``.part`` file; verify size and sha256."""
-    from tqdm.auto import tqdm
+def offline() -> bool:
+    """``True`` when ``FACELAB_OFFLINE`` is set (``1``/``true``/``yes``/``on``): no download
+    on first use (an explicit :func:`fetch` still downloads)."""
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    h = hashlib.sha256()
-    n = 0
-    dec = (
-        bz2.BZ2Decompressor()
-        if f.compression == "bz2"
-        else (__import__("zlib").decompressobj(16 + 15) if f.compression == "gz" else None)
+
+def _timeout(timeout: float | None = None) -> float:
+    if timeout is not None:
+        return float(timeout)
+    return float(os.environ.get(ENV_TIMEOUT, "20"))
+
+
+def file_url(asset: Asset, f: AssetFile, base_url: str | None = None) -> str:
+    """Where file ``f`` of ``asset`` is downloaded from.
+
+    With ``base_url`` (or ``$FACELAB_MIRROR``) set, a mirror that holds a copy of every
+    download in the layout ``<base>/<asset name>/<file path>[.gz|.bz2]`` (the same bytes as the
+    registry URL: compressed files stay compressed); otherwise the registry's pinned URL.
+    """
+    base = base_url if base_url is not None else os.environ.get(ENV_MIRROR, "")
+    if not base:
+        return f.url
+    suffix = f".{f.compression}" if f.compression else ""
+    return f"{base.rstrip('/')}/{asset.name}/{f.path}{suffix}"
+
+
+def _check_scheme(url: str) -> None:
+    """https only (plain http is accepted for loopback hosts: local tests and mirrors)."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme == "https" or (u.scheme == "http" and u.hostname in _LOOPBACK):
+        return
+    raise DownloadError(
+        f"refusing to download {url}: facelab downloads over https only "
+        "(plain http only from 127.0.0.1/localhost)"
     )
-    req = urllib.request.Request(f.url, headers={"User-Agent": "facelab-data-fetch"})
+
+
+class _Inflater:
+    """Incremental decompression with bounded output per call (a bomb cannot fill memory)."""
+
+    def __init__(self, compression: str) -> None:
+        self.kind = compression
+        if compression == "bz2":
+            self._d = bz2.BZ2Decompressor()
+        elif compression == "gz":
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif compression:
+            raise DownloadError(f"unknown compression {compression!r} in the registry")
+        else:
+            self._d = None
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Decompressed pieces of ``chunk`` (each at most ``_INFLATE_STEP`` bytes)."""
+        d = self._d
+        if d is None:
+            if chunk:
+                yield chunk
+            return
+        if self.eof:
+            if chunk:
+                raise OSError("data after the end of the compressed stream")
+            return
+        if self.kind == "bz2":
+            out = d.decompress(chunk, _INFLATE_STEP)
+            while True:
+                if out:
+                    yield out
+                if d.eof:
+                    if d.unused_data:
+                        raise OSError("data after the end of the compressed stream")
+                    return
+                if d.needs_input:
+                    return
+                out = d.decompress(b"", _INFLATE_STEP)
+        else:
+            out = d.decompress(chunk, _INFLATE_STEP)
+            while True:
+                if out:
+                    yield out
+                if d.eof:
+                    if d.unused_data:
+                        raise OSError("data after the end of the compressed stream")
+                    return
+                if not d.unconsumed_tail:
+                    return
+                out = d.decompress(d.unconsumed_tail, _INFLATE_STEP)
+
+    @property
+    def eof(self) -> bool:
+        return True if self._d is None else bool(self._d.eof)
+
+
+def _write_error(path: Path, e: OSError) -> DownloadError:
+    """What a failed local write means, and what fixes it."""
+    code = errno.errorcode.get(e.errno or 0, "")
+    if e.errno == errno.ENOSPC or e.errno == getattr(errno, "EDQUOT", -1):
+        hint = (
+            "the disk is full: free some space, or set FACELAB_CACHE to a folder on a larger disk"
+        )
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "the folder is not writable: set FACELAB_CACHE to a writable folder"
+    else:
+        hint = "check the disk and the folder"
+    return DownloadError(f"could not write {path}: {e.strerror or e} ({code or 'OSError'}); {hint}")
+
+
+def _by_hand(f: AssetFile, dest: Path) -> str:
+    return f"Download it by hand and save it as {dest}" + (
+        f" (after {f.compression}-decompressing it)" if f.compression else ""
+    )
+
+
+def _open_url(url: str, start: int, timeout: float):
+    """``urlopen`` with a ``Range`` request when ``start > 0``; returns ``(response, offset)``
+    where ``offset`` is where the body starts (``0`` if the server ignored the range)."""
+    headers = {"User-Agent": "facelab-data-fetch"}
+    if start > 0:
+        headers["Range"] = f"bytes={start}-"
+    resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    if start > 0:
+        cr = resp.headers.get("Content-Range", "")
+        if resp.status == 206 and cr.startswith(f"bytes {start}-"):
+            return resp, start
+        if resp.status == 206:  # a range we did not ask for: start over without one
+            resp.close()
+            return _open_url(url, 0, timeout)
+    return resp, 0
+
+
+def _download(
+    f: AssetFile,
+    dest: Path,
+    url: str,
+    bar: _Progress | None = None,
+    timeout: float | None = None,
+    resume_hint: str = "facelab data fetch",
+) -> int:
+    """Download one file to ``dest`` through ``dest.part``; returns the bytes transferred.
+
+    The sha256 is computed as the bytes arrive and the transfer stops as soon as the
+    (decompressed) byte count passes ``f.size``. Only a complete file with the right checksum is
+    renamed to ``dest``. An interrupted uncompressed download keeps its ``.part`` file and the
+    next call resumes it with an HTTP ``Range`` request (or restarts if the server ignores it);
+    compressed downloads restart from zero.
+    """
+    _check_scheme(url)
+    t = _timeout(timeout)
+    part = dest.with_name(dest.name + ".part")
     try:
-        with urllib.request.urlopen(req, timeout=_timeout()) as resp, open(part, "wb") as out:
-            total = resp.headers.get("Content-Length")
-            bar = tqdm(
-                total=int(total) if total else None,
-                unit="B",
-                unit_scale=True,
-                desc=Path(f.path).name,
-                disable=not progress,
-                leave=False,
-            )
-            with bar:
-                while chunk := resp.read(_CHUNK):
-                    bar.update(len(chunk))
-                    data = dec.decompress(chunk) if dec is not None else chunk
-                    h.update(data)
-                    n += len(data)
-                    out.write(data)
-    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as e:
-        part.unlink(missing_ok=True)
-        reason = getattr(e, "reason", e)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(dest.parent, e) from None
+    h = hashlib.sha256()
+    have = 0
+    if part.exists() and not f.compression and 0 < part.stat().st_size <= f.size:
+        with open(part, "rb") as fh:  # resume: hash what is already there
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+                have += len(chunk)
+    elif part.exists():
+        part.unlink()
+    if have == f.size and h.hexdigest() == f.sha256:  # complete but never renamed
+        try:
+            os.replace(part, dest)
+        except OSError as e:
+            raise _write_error(dest, e) from None
+        return 0
+    host = urllib.parse.urlsplit(url).hostname or url
+    try:
+        resp, offset = _open_url(url, have if have < f.size else 0, t)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # range not satisfiable: the part is stale, start over
+            part.unlink(missing_ok=True)
+            return _download(f, dest, url, bar, timeout, resume_hint)
         raise DownloadError(
-            f"could not download {f.url}: {reason}.\n"
-            f"  You may be offline. Download it by hand and save it as {dest}"
-            + (f" (after {f.compression}-decompressing it)" if f.compression else "")
+            f"could not download {url}: the server answered HTTP {e.code} {e.reason}.\n"
+            f"  {_by_hand(f, dest)}"
         ) from None
-    if n != f.size or h.hexdigest() != f.sha256:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
+        reason = getattr(e, "reason", e)
+        if isinstance(e, TimeoutError) or isinstance(reason, TimeoutError):
+            reason = f"no answer from {host} within {t:g} s"
+        raise DownloadError(
+            f"could not download {url}: {reason}.\n"
+            f"  You may be offline (FACELAB_OFFLINE=1 stops facelab from trying). "
+            f"{_by_hand(f, dest)}"
+        ) from None
+    if offset == 0 and have:  # the server ignored the range: restart cleanly
+        h, have = hashlib.sha256(), 0
+    if bar is not None:
+        bar.start()
+    if bar is not None and have:
+        bar.update(have)
+    inflater = _Inflater(f.compression)
+    raw_cap = f.size if not f.compression else f.size + f.size // 50 + (64 << 10)
+    n, raw = have, 0
+    keep = not f.compression  # an interrupted plain download is resumable
+
+    def fail(exc: Exception, keep_part: bool) -> Exception:
+        if not keep_part:
+            part.unlink(missing_ok=True)
+        return exc
+
+    try:
+        out = open(part, "ab" if offset else "wb")
+    except OSError as e:
+        resp.close()
+        raise _write_error(part, e) from None
+    with resp, out:
+        while True:
+            try:
+                chunk = resp.read(_CHUNK)
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
+                out.close()
+                where = f"after {n} of {f.size} bytes"
+                what = (
+                    f"no data for {t:g} s {where}"
+                    if isinstance(e, TimeoutError)
+                    else f"the connection broke {where} ({e})"
+                )
+                tail = (
+                    f"the partial file {part.name} is kept and `{resume_hint}` resumes it"
+                    if keep and n
+                    else "nothing was saved; retry"
+                )
+                raise fail(
+                    DownloadError(f"download of {url} stopped: {what}; {tail}"), keep
+                ) from None
+            if not chunk:
+                break
+            raw += len(chunk)
+            try:
+                pieces = list(inflater.feed(chunk))
+            except (OSError, EOFError, zlib.error, ValueError) as e:
+                out.close()
+                raise fail(
+                    AssetCorrupt(
+                        f"download of {url} is not a valid {f.compression} archive ({e}) "
+                        f"after {raw} bytes; nothing was saved"
+                    ),
+                    False,
+                ) from None
+            for data in pieces:
+                n += len(data)
+                if n > f.size or raw > raw_cap:
+                    out.close()
+                    raise fail(
+                        AssetCorrupt(
+                            f"download of {url} is larger than the registry's {f.size} bytes: "
+                            f"stopped after {n} bytes; nothing was saved (the source changed, "
+                            "or it is not the file facelab expects)"
+                        ),
+                        False,
+                    ) from None
+                h.update(data)
+                try:
+                    out.write(data)
+                except OSError as e:
+                    out.close()
+                    raise fail(_write_error(part, e), False) from None
+                if bar is not None:
+                    bar.update(len(data))
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as e:
+            out.close()
+            raise fail(_write_error(part, e), False) from None
+    # a short body is a truncated transfer (resumable) unless the response itself was complete
+    # (all of Content-Length, or the end of the compressed stream): then it is a wrong file
+    length = resp.headers.get("Content-Length")
+    whole = raw == int(length) if (length or "").isdigit() else False
+    if not inflater.eof or (n < f.size and not whole and not f.compression):
+        tail = (
+            f"the partial file {part.name} is kept and `{resume_hint}` resumes it"
+            if keep and n
+            else "nothing was saved; retry"
+        )
+        raise fail(
+            DownloadError(
+                f"download of {url} ended early: got {n} of {f.size} bytes "
+                f"(the server closed the connection); {tail}"
+            ),
+            keep,
+        )
+    if h.hexdigest() != f.sha256:
         part.unlink(missing_ok=True)
         raise AssetCorrupt(
-            f"download of {f.url} has the wrong content (got {n} bytes, sha256 "
+            f"download of {url} has the wrong content (got {n} bytes, sha256 "
             f"{h.hexdigest()[:12]}...; expected {f.size} bytes, {f.sha256[:12]}...). "
             "The file was not saved. Retry, or check that the source has not changed."
         )
-    os.replace(part, dest)
+    try:
+        os.replace(part, dest)
+    except OSError as e:
+        raise _write_error(dest, e) from None
+    return raw
+
+
+def _announce(asset: Asset, root: Path, nbytes: int, nfiles: int) -> None:
+    """Print, once per asset and process, what is downloaded, where, and its license."""
+    if asset.name in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(asset.name)
+    lic = asset.license + ("" if asset.redistributable else " (not redistributable)")
+    cite = f" Cite: {asset.citation}" if asset.citation else ""
+    print(
+        f"facelab: downloading {asset.name} ({asset.title}): {nfiles} file(s), "
+        f"{nbytes / 1e6:.1f} MB from {asset.source} into {root}\n"
+        f"facelab: {asset.name} license: {lic}.{cite}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+class _Progress:
+    """One progress bar per asset, started (with the license notice) when the first server
+    answers, so a failure to connect prints only the error."""
+
+    def __init__(self, asset: Asset, root: Path, todo: list[AssetFile], enabled: bool) -> None:
+        self.asset, self.root, self.todo, self.enabled = asset, root, todo, enabled
+        self.file = ""
+        self._bar = None
+
+    def start(self) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(self.file, refresh=False)
+            return
+        total = sum(f.size for f in self.todo)
+        _announce(self.asset, self.root, total, len(self.todo))
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=self.asset.name,
+            disable=not self.enabled,
+            leave=False,
+            file=sys.stderr,
+        )
+        self._bar.set_postfix_str(self.file, refresh=False)
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _to_fetch(asset: Asset, force: bool, check: bool = True) -> list[AssetFile]:
+    out = []
+    for f in asset.files:
+        if not force:
+            existing = _find_file(asset, f.path)
+            if existing is not None and (not check or sha256_file(existing) == f.sha256):
+                continue
+        out.append(f)
+    return out
 
 
 def fetch(
@@ -376,29 +717,101 @@ def fetch(
     dest: str | os.PathLike | None = None,
     force: bool = False,
     progress: bool = True,
+    *,
+    base_url: str | None = None,
+    timeout: float | None = None,
 ) -> Path:
     """Download asset ``name`` into ``dest`` (default: the cache) and verify every file.
 
     Files already present anywhere in the data directories with the right checksum are
     skipped unless ``force``. Returns the asset folder in ``dest`` (or, when nothing had to be
-    downloaded and no ``dest`` was given, the folder where the asset was found). Raises
-    :class:`DownloadError` (offline, bad URL) or :class:`AssetCorrupt` (checksum mismatch);
-    a failed download never leaves a partial file under the final name.
+    downloaded and no ``dest`` was given, the folder where the asset was found).
+
+    Args:
+        base_url: a mirror (see :func:`file_url`; default ``$FACELAB_MIRROR``, else the
+            registry's pinned URLs).
+        timeout: seconds without an answer before giving up (default
+            ``$FACELAB_DOWNLOAD_TIMEOUT`` or 20).
+
+    Raises:
+        DownloadError: unreachable host, HTTP error, time-out, truncated transfer, or a local
+            write error (disk full, unwritable folder) -- the message says which.
+        AssetCorrupt: wrong checksum, more bytes than the registry's size, corrupt archive.
+
+    A failed download never leaves a file under its final name (it goes to ``NAME.part`` and
+    is renamed only after its checksum matched); an interrupted plain file is resumed by the
+    next call.
     """
     asset = get_asset(name)
-    root = Path(dest) if dest is not None else cache_dir()
-    root = root / asset.name
-    downloaded = 0
-    for f in asset.files:
-        if not force:
-            existing = _find_file(asset, f.path)
-            if existing is not None and sha256_file(existing) == f.sha256:
-                continue
-        _download(f, root / f.path, progress)
-        downloaded += 1
-    if downloaded == 0 and dest is None:
-        return status(asset).location or root  # everything was already present somewhere
+    root = (Path(dest) if dest is not None else cache_dir()) / asset.name
+    todo = _to_fetch(asset, force)
+    if not todo:
+        return (status(asset).location or root) if dest is None else root
+    bar = _Progress(asset, root, todo, progress)
+    try:
+        for f in todo:
+            bar.file = Path(f.path).name
+            _download(
+                f,
+                root / f.path,
+                file_url(asset, f, base_url),
+                bar,
+                timeout,
+                resume_hint=f"facelab data fetch {asset.name}",
+            )
+    finally:
+        bar.close()
     return root
+
+
+def plan(names: Iterable[str] | None = None) -> list[dict]:
+    """What a first run would download: for each asset with missing files, ``name, title,
+    license, files`` (missing file count) and ``bytes`` (their uncompressed size).
+
+    Checks presence only (no checksums), so it is fast; assets found complete are left out.
+    """
+    out = []
+    for n in sorted(registry()) if names is None else names:
+        asset = get_asset(n)
+        todo = _to_fetch(asset, force=False, check=False)
+        if todo:
+            out.append(
+                {
+                    "name": asset.name,
+                    "title": asset.title,
+                    "license": asset.license,
+                    "files": len(todo),
+                    "bytes": sum(f.size for f in todo),
+                }
+            )
+    return out
+
+
+def require(name: str | Asset, rel: str, *, progress: bool = True) -> Path:
+    """Path of file ``rel`` of asset ``name``, downloading the asset on first use.
+
+    Like :func:`find_file`, but when the file is not in any data directory the whole asset is
+    fetched into the cache (progress bar, checksums, license printed once) -- unless
+    ``FACELAB_OFFLINE=1``, in which case (as when the download fails) it raises
+    :class:`AssetMissing` saying what to download and where to put it.
+    """
+    asset = get_asset(name)
+    try:
+        return find_file(asset, rel)
+    except AssetMissing as e:
+        if rel not in {f.path for f in asset.files}:
+            raise
+        missing = str(e)
+    if offline():
+        raise AssetMissing(
+            f"{missing}\n  ({ENV_OFFLINE}=1 is set, so facelab did not download it; unset it "
+            "to download on first use)"
+        )
+    try:
+        fetch(asset, progress=progress)
+    except (DownloadError, AssetCorrupt) as e:
+        raise AssetMissing(f"{missing}\n  facelab tried to download it and failed: {e}") from None
+    return find_file(asset, rel)
 
 
 def copy_into(name: str | Asset, source_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
@@ -434,9 +847,13 @@ __all__ = [
     "find_file",
     "get_asset",
     "missing_message",
+    "file_url",
+    "offline",
     "open_bytes",
+    "plan",
     "read_text",
     "registry",
+    "require",
     "sha256_file",
     "status",
     "verify",

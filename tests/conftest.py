@@ -20,8 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Never write to the user's real cache from a test."""
+    """Never write to the user's real cache from a test, and never download a missing asset
+    on first use (a test of that path unsets ``FACELAB_OFFLINE`` and serves it locally)."""
     monkeypatch.setenv("FACELAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("FACELAB_OFFLINE", "1")
+    monkeypatch.delenv("FACELAB_MIRROR", raising=False)
 
 
 def _shared_data() -> Path | None:

@@ -87,7 +87,7 @@ def test_registry_lists_the_three_assets_with_pinned_checksums():
     for a in reg.values():
         for f in a.files:
             assert len(f.sha256) == 64 and int(f.sha256, 16) >= 0
-            assert f.url.startswith("http") and f.size > 0
+            assert f.url.startswith("https://") and f.size > 0  # https only (issue 13)
     # upstream URLs are pinned to a commit, not a branch
     assert all("da5f95a607f5e6b37755b38d3385d7f2853732e5" in f.url for f in ict.files)
 
@@ -174,7 +174,9 @@ def test_fetch_offline_fails_fast_with_instructions(tmp_path):
         data.fetch(asset, dest=tmp_path / "out", progress=False)
     assert time.perf_counter() - t0 < 10  # connection refused: no hang
     with pytest.raises(DownloadError, match="could not download"):
-        data.fetch(_asset("http://no-such-host.invalid"), dest=tmp_path / "o2", progress=False)
+        data.fetch(_asset("https://no-such-host.invalid"), dest=tmp_path / "o2", progress=False)
+    with pytest.raises(DownloadError, match="https only"):  # plain http only from loopback
+        data.fetch(_asset("http://example.com"), dest=tmp_path / "o3", progress=False)
 
 
 def test_import_copies_hand_downloaded_files(tmp_path):

@@ -142,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--builder", default="html")
     a = ap.parse_args(argv)
 
+    from preflight import check_assets  # type: ignore[import-not-found]
+
+    problem = check_assets()  # the face models, before anything executes (one line if missing)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     ensure_js_assets()
     write_api_pages()
     env = dict(os.environ)

@@ -14,11 +14,13 @@ from .. import data
 from ..errors import AssetMissing, ModelFormatError
 
 
-def asset_file(asset: str, rel: str) -> Path:
+def asset_file(asset: str, rel: str, download: bool = True) -> Path:
     """Path of ``rel`` (plain or ``.gz``) inside asset ``asset`` in the data directories.
 
     Uses :func:`facelab.data.find_file`; when the registry does not list the file (or is not
-    available), falls back to looking for ``<data dir>/<asset>/<rel>[.gz]`` directly.
+    available), falls back to looking for ``<data dir>/<asset>/<rel>[.gz]`` directly. A
+    registry file found nowhere is downloaded on first use (:func:`facelab.data.require`)
+    when ``download`` (and ``FACELAB_OFFLINE`` is not set).
     """
     try:
         return data.find_file(asset, rel)
@@ -27,6 +29,9 @@ def asset_file(asset: str, rel: str) -> Path:
             for p in (d / asset / rel, d / asset / (rel + ".gz")):
                 if p.is_file():
                     return p
+        if download and isinstance(first, AssetMissing) and asset in data.registry():
+            if rel in {f.path for f in data.get_asset(asset).files}:
+                return data.require(asset, rel)  # first use: fetch, or AssetMissing
         try:
             msg = data.missing_message(data.get_asset(asset), [rel])
         except (AssetMissing, OSError, KeyError, ValueError):
@@ -39,9 +44,9 @@ def asset_file(asset: str, rel: str) -> Path:
 
 
 def asset_present(asset: str, rel: str) -> Path | None:
-    """Like :func:`asset_file` but ``None`` when absent."""
+    """Like :func:`asset_file` but ``None`` when absent (never downloads)."""
     try:
-        return asset_file(asset, rel)
+        return asset_file(asset, rel, download=False)
     except AssetMissing:
         return None
 

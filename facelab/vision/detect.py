@@ -96,9 +96,9 @@ def dlib_model_path(filename: str) -> Path:
     package (found by path; importing it fails on current setuptools).
     """
     try:
-        from ..data import find_file
+        from ..data import require
 
-        return find_file("dlib-models", filename)
+        return require("dlib-models", filename)  # downloads on first use
     except AssetMissing as e:
         err: Exception = e
     except (FileNotFoundError, KeyError, ValueError) as e:  # registry not available
@@ -113,7 +113,7 @@ def dlib_model_path(filename: str) -> Path:
         raise err
     raise AssetMissing(
         f"dlib model {filename!r} not found. Install it with: pip install face-recognition-models "
-        f"(or put {filename} in $FACELAB_DATA/dlib-models/; source: http://dlib.net/files/)"
+        f"(or put {filename} in $FACELAB_DATA/dlib-models/; source: https://dlib.net/files/)"
     )
 
 
