@@ -109,26 +109,22 @@ def crop_image(
     image: torch.Tensor, box: tuple[float, float, float], size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample the square ``box = (x0, y0, side)`` of ``image (1, 3, H, W)`` to
-    ``size x size`` (bilinear, antialiased by area pre-filtering when shrinking).
+    ``size x size`` (bilinear, antialiased by area pre-filtering when shrinking), through
+    :func:`facelab.vision.align.warp_to_crop` (the library's one crop resampler).
 
     Returns ``(crop (1, 3, size, size), valid (1, size, size) bool)`` (False outside the photo).
     """
+    from ..vision.align import warp_to_crop
+
     _, _, H, W = image.shape
     x0, y0, side = box
     a = size / side
-    if a < 0.5:
-        # pre-blur by area averaging to avoid aliasing
-        k = int(math.floor(1 / a))
-        image = F.avg_pool2d(image, k, stride=1, padding=k // 2, count_include_pad=False)[
-            ..., :H, :W
-        ]
+    # photo -> crop: q = a (p - x0), pixel centres at +0.5 on both sides
+    M = torch.tensor([[a, 0.0, -a * x0], [0.0, a, -a * y0]], dtype=image.dtype, device=image.device)
+    crop = warp_to_crop(image, M[None], size, antialias=True, padding_mode="border")
     j = torch.arange(size, dtype=image.dtype, device=image.device) + 0.5
     u = x0 + j / a  # original pixel coordinates of the crop's pixel centres
     v = y0 + j / a
-    gx = 2 * u / W - 1
-    gy = 2 * v / H - 1
-    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], -1)[None]
-    crop = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     valid = ((u >= 0) & (u <= W))[None, :] & ((v >= 0) & (v <= H))[:, None]
     return crop, valid[None]
 
@@ -331,6 +327,8 @@ def fit(
         if not bool(torch.isfinite(lm).all()):
             raise InvalidInput(f"{src}: landmarks contain NaN/Inf")
     check_face_size(lm, src, min_face_px)
+    # the photo and its landmarks follow the model (a CUDA model renders on CUDA)
+    img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)
     fast = fast_mode(fast)
     cfg = config or FitConfig()
     if fast:
@@ -359,7 +357,7 @@ def fit(
         crop, valid = crop_image(img.to(mdl.dtype), box, R)
         Kc = crop_intrinsics(K_full.to(mdl.dtype), box, R)[None]
         a = R / box[2]
-        lm_c = (lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype)) * a
+        lm_c = (lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)) * a
         t0 = time.perf_counter()
         ph = fit_photometric(
             mdl, crop, lm_c[None], lf.params, Kc, lf.landmark_vertices, cfg, target_valid=valid
@@ -382,7 +380,9 @@ def fit(
             mdl, params, K_full[None].to(mdl.dtype), tgt, skin_vertex_mask(mdl)
         )
         params.light = (
-            light if bool(torch.isfinite(light).all()) else sh_ambient(1.0, 1, 3, dtype=mdl.dtype)
+            light
+            if bool(torch.isfinite(light).all())
+            else sh_ambient(1.0, 1, 3, dtype=mdl.dtype, device=mdl.device)
         )
         albedo = colour[0][None].expand(mdl.n_vertices, 3)
     timings["total"] = time.perf_counter() - t_all

@@ -77,6 +77,7 @@ def fit_multi(
             else torch.as_tensor(landmarks[i], dtype=torch.float32)
         )
         check_face_size(lm, src, min_face_px)
+        img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)  # photos follow the model
         imgs.append(img)
         srcs.append(src)
         lms.append(lm)
@@ -94,7 +95,8 @@ def fit_multi(
         scaled = []
         for (H, W), lm in zip(sizes, lms):
             s = max(H0, W0) / max(H, W)
-            scaled.append((lm - torch.tensor([W / 2, H / 2])) * s + torch.tensor([W0 / 2, H0 / 2]))
+            c, c0 = lm.new_tensor([W / 2, H / 2]), lm.new_tensor([W0 / 2, H0 / 2])
+            scaled.append((lm - c) * s + c0)
         lf = fit_landmarks(
             mdl, torch.stack(scaled).to(mdl.dtype), (H0, W0), landmark_config, shared_identity=True
         )
@@ -129,7 +131,9 @@ def fit_multi(
             Kc.append(crop_intrinsics(Ks[i].to(mdl.dtype), box, R))
             a = R / box[2]
             scales.append(a)
-            lmc.append((lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype)) * a)
+            lmc.append(
+                (lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)) * a
+            )
         t0 = time.perf_counter()
         ph = fit_photometric(
             mdl, torch.stack(crops), torch.stack(lmc), params, torch.stack(Kc),
@@ -151,8 +155,10 @@ def fit_multi(
     else:
         from ..render.shading import sh_ambient
 
-        params.light = sh_ambient(1.0, len(imgs), 3, dtype=mdl.dtype)
-        albedos = torch.full((len(imgs), mdl.n_vertices, 3), 0.5, dtype=mdl.dtype)
+        params.light = sh_ambient(1.0, len(imgs), 3, dtype=mdl.dtype, device=mdl.device)
+        albedos = torch.full(
+            (len(imgs), mdl.n_vertices, 3), 0.5, dtype=mdl.dtype, device=mdl.device
+        )
     timings["total"] = time.perf_counter() - t_all
     out = []
     for i in range(len(imgs)):

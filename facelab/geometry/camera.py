@@ -104,7 +104,8 @@ def project(points_cam: torch.Tensor, K: torch.Tensor, eps: float = 1e-9) -> tor
     check_shape("points_cam", points_cam, (None, None, 3))
     K = K if K.dim() == 3 else K.unsqueeze(0)
     z = points_cam[..., 2:3]
-    z = torch.where(z.abs() < eps, torch.full_like(z, eps) * torch.where(z < 0, -1.0, 1.0), z)
+    e = torch.full_like(z, eps)
+    z = torch.where(z.abs() < eps, torch.where(z < 0, -e, e), z)  # dtype follows z
     x = points_cam[..., 0] / z[..., 0]
     y = points_cam[..., 1] / z[..., 0]
     k = K[:, :2, :].reshape(K.shape[0], 1, 6)  # [fx, s, cx, k10, fy, cy] per camera

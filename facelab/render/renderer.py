@@ -304,7 +304,7 @@ class Renderer:
             if spec_on:
                 view = torch.nn.functional.normalize(-pos, dim=-1)
                 ks = specular
-                if isinstance(ks, torch.Tensor):  # (B,) or (P,) -> broadcast over the rest
+                if isinstance(ks, torch.Tensor) and ks.dim():  # (B,) or (P,): broadcast
                     ks = ks.reshape(ks.shape[0], *([1] * (n.dim() - 1)))
                 col = col + ks * blinn_phong(n, light_dir, view, shininess, lc)
         return col
