@@ -530,12 +530,10 @@ def _download(
     except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
         if isinstance(e, TimeoutError) or isinstance(reason, TimeoutError):
-            reason = f"no answer from {host} within {t:g} s"
-        raise DownloadError(
-            f"could not download {url}: {reason}.\n"
-            f"  You may be offline (FACELAB_OFFLINE=1 stops facelab from trying). "
-            f"{_by_hand(f, dest)}"
-        ) from None
+            hint = f"no answer from {host} within {t:g} s ({ENV_TIMEOUT} waits longer)"
+        else:
+            hint = f"{reason}.\n  You may be offline ({ENV_OFFLINE}=1 stops facelab from trying)"
+        raise DownloadError(f"could not download {url}: {hint}. {_by_hand(f, dest)}") from None
     if offset == 0 and have:  # the server ignored the range: restart cleanly
         h, have = hashlib.sha256(), 0
     if bar is not None:
@@ -557,10 +555,12 @@ def _download(
     except OSError as e:
         resp.close()
         raise _write_error(part, e) from None
+    # read1: what has arrived (<= 1 MB), so a stall after some bytes keeps them for a resume
+    read = getattr(resp, "read1", resp.read)
     with resp, out:
         while True:
             try:
-                chunk = resp.read(_CHUNK)
+                chunk = read(_CHUNK)
             except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
                 out.close()
                 where = f"after {n} of {f.size} bytes"
