@@ -16,7 +16,11 @@ What it does, in order:
    kernel gets ``IPYTHONDIR=book/.ipython``, whose startup file makes plotly write HTML that
    uses the shared ``plotly.min.js`` instead of inlining 4.6 MB per figure.
 3. Prints a per-chapter execution-time table from myst-nb's execution data.
-4. Checks the built HTML (``book/tools/check_html.py``): plotly divs and widget state exist.
+4. Writes the student-edition ``.ipynb`` of every chapter into ``_build/html/notebooks/`` (what
+   the Colab buttons open; :func:`publish_notebooks`).
+5. Checks the built HTML (``book/tools/check_html.py``): offline assets, figures and widgets
+   embedded, and what readers see (no auto-playing figure, visible exercise tasks, one help
+   text per CLI section, no literal reST, every "Chapter N" a link).
 
 Exit status: 0 on success, 1 on any failure (with the reason printed).
 """
@@ -64,6 +68,7 @@ def ensure_js_assets() -> None:
         if f.suffix != ".map" and f.name not in ("embed.js", "embed.js.LICENSE.txt"):
             _copy(f, STATIC / f.name)
     _copy(NODE / "mathjax" / "es5", STATIC / "mathjax")
+    _copy(BOOK / "_ext" / "facelab.css", STATIC / "facelab.css")
 
 
 API_PACKAGES = [
@@ -115,6 +120,43 @@ def write_api_pages() -> None:
             f"```{{eval-rst}}\n.. automodule:: {m}\n   {opts[m]}\n```\n" for m in keep
         )
         (out / f"{i:02d}_{name}.md").write_text(f"# `{full}`\n\n{blocks}")
+
+
+COLAB_SETUP = """# Colab (or any fresh Python): install facelab and fetch the face models first.
+%pip install -q "facelab[vision,book] @ git+https://github.com/facelab-book/facelab"
+!facelab data fetch ict-facekit dlib-models"""
+
+
+def publish_notebooks(html_dir: Path) -> list[Path]:
+    """Write the student edition of every chapter as ``.ipynb`` into ``html_dir/notebooks``.
+
+    These are the notebooks the Colab launch buttons open (Colab reads ``.ipynb``, not the
+    MyST ``.md`` chapters): solutions stripped, checks kept, no outputs, and a first cell that
+    installs facelab and fetches the models (see the install appendix). The book workflow
+    publishes the folder as the repository branch named by ``facelab_colab_branch``.
+    """
+    import jupytext
+    from editions import student_text  # type: ignore[import-not-found]
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    out = html_dir / "notebooks" / "chapters"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for md in sorted((BOOK / "chapters").glob("*.md")):
+        nb = jupytext.reads(student_text(md.read_text()), fmt="myst")
+        nb.cells[:0] = [
+            new_markdown_cell(
+                "**Running this notebook in Colab or a fresh environment:** run the next cell "
+                "once (it installs facelab and downloads the face models), then run the "
+                "notebook from the top. Solutions are removed in this edition; each exercise "
+                "cell checks your code."
+            ),
+            new_code_cell(COLAB_SETUP),
+        ]
+        dst = out / md.with_suffix(".ipynb").name
+        jupytext.write(nb, dst)
+        written.append(dst)
+    return written
 
 
 def print_timings(build_dir: Path, fast: bool) -> None:
@@ -175,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {log.name} (tail) ---")
                 print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))
         return 1
+    nbs = publish_notebooks(build_dir / "html")
+    print(f"build: {len(nbs)} student notebooks for Colab in {build_dir / 'html' / 'notebooks'}")
     if not a.no_check:
         from check_html import check_book  # type: ignore[import-not-found]
 
