@@ -117,6 +117,10 @@ class WorldBatch:
         return self.params.batch_size
 
 
+def _to(x: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if x is None else x.to(device)
+
+
 def _stack_or_none(xs: list[torch.Tensor | None]) -> torch.Tensor | None:
     if any(x is None for x in xs):
         return None
@@ -148,18 +152,19 @@ class WorldRenderer:
         self.model = model
         dt = model.dtype
         self.dtype = dt
+        self.device = dev = model.device  # everything rendered follows the model
         faces = model.faces
         V = model.n_vertices
-        face_region = model.regions.get("face", torch.ones(V, dtype=torch.bool))
+        face_region = model.regions.get("face", torch.ones(V, dtype=torch.bool, device=dev))
         skin_region = model.regions.get("skin", face_region)
-        non_skin = torch.zeros(V, dtype=torch.bool)
+        non_skin = torch.zeros(V, dtype=torch.bool, device=dev)
         for name in ("eyes", "eyeballs", "teeth", "mouth_interior", "gums", "eyelashes"):
             if name in model.regions:
                 non_skin |= model.regions[name]
         self.face_faces = face_region[faces].all(1)
         self.skin_faces = (skin_region & ~non_skin)[faces].all(1) & self.face_faces
         self.has_eyeballs = "eyeballs" in model.regions and bool(model.regions["eyeballs"].any())
-        part_v = torch.zeros(V, dtype=torch.long)
+        part_v = torch.zeros(V, dtype=torch.long, device=dev)
         for name, k in PARTS.items():
             if name in model.regions:
                 part_v[model.regions[name]] = k
@@ -216,7 +221,7 @@ class WorldRenderer:
             p = model.sample(
                 1, gs, truncation=cfg.truncation, expression_scale=cfg.expression_scale
             )
-            sc = sample_scene(cfg, gs, gn, self.face_center.double(), self.face_width)
+            sc = sample_scene(cfg, gs, gn, self.face_center.double().cpu(), self.face_width)
             plist.append(p)
             scenes.append(sc)
             albedos.append(gen.draw(ga) if gen is not None else None)
@@ -235,7 +240,7 @@ class WorldRenderer:
     def _assemble(
         self, plist, scenes: list[SceneSample], tex, rough, iris, bgs, noises, indices, seed
     ):
-        dt = self.dtype
+        dt, dev = self.dtype, self.device
 
         def st(name: str) -> torch.Tensor:
             vals = [getattr(s, name) for s in scenes]
@@ -248,30 +253,30 @@ class WorldRenderer:
         key_dir, key_color = st("key_dir"), st("key_color")
         key_sh = sh_of_key(key_dir, key_color, sh_basis)
         params = FaceParams.cat(plist)
-        params.rotation = st("rotation").to(dt)
-        params.translation = st("translation").to(dt)
-        params.focal = st("focal").to(dt)
-        params.light = (env_sh + key_sh).to(dt)
+        params.rotation = st("rotation").to(dev, dt)
+        params.translation = st("translation").to(dev, dt)
+        params.focal = st("focal").to(dev, dt)
+        params.light = (env_sh + key_sh).to(dev, dt)
         return WorldBatch(
             params=params,
-            env_sh=env_sh.to(dt),
-            key_dir=key_dir.to(dt),
-            key_color=key_color.to(dt),
-            albedo=tex,
-            roughness_map=torch.stack(rough).to(dt),
-            specular=st("specular").to(dt),
-            roughness=st("roughness").to(dt),
-            subsurface_radius=st("subsurface_radius").to(dt),
-            blur=st("blur").to(dt),
-            shot=st("shot").to(dt),
-            read=st("read").to(dt),
+            env_sh=env_sh.to(dev, dt),
+            key_dir=key_dir.to(dev, dt),
+            key_color=key_color.to(dev, dt),
+            albedo=None if tex is None else tex.to(dev),
+            roughness_map=torch.stack(rough).to(dev, dt),
+            specular=st("specular").to(dev, dt),
+            roughness=st("roughness").to(dev, dt),
+            subsurface_radius=st("subsurface_radius").to(dev, dt),
+            blur=st("blur").to(dev, dt),
+            shot=st("shot").to(dev, dt),
+            read=st("read").to(dev, dt),
             jpeg_quality=[s.jpeg_quality for s in scenes],
-            iris=torch.stack(iris).to(dt),
-            background=_stack_or_none(bgs),
-            noise=_stack_or_none(noises),
-            ypr=st("ypr").to(dt),
-            fov=st("fov").to(dt),
-            distance=st("distance").to(dt),
+            iris=torch.stack(iris).to(dev, dt),
+            background=_to(_stack_or_none(bgs), dev),
+            noise=_to(_stack_or_none(noises), dev),
+            ypr=st("ypr").to(dev, dt),
+            fov=st("fov").to(dev, dt),
+            distance=st("distance").to(dev, dt),
             indices=indices,
             seed=seed,
         )
@@ -314,7 +319,7 @@ class WorldRenderer:
             yaw_list = [float(y) for y in yaws]
         plo, phi = cfg.pitch_range
         rlo, rhi = cfg.roll_range
-        R0 = axis_angle_to_matrix(base.params.rotation[0].double())
+        R0 = axis_angle_to_matrix(base.params.rotation[0].double().cpu())
         rots, trans, Rrel = [], [], []
         for k in range(views):
             if k == 0 and yaws is None:
@@ -326,26 +331,26 @@ class WorldRenderer:
                 R = yaw_pitch_roll_to_matrix(ypr, degrees=True)
             target = torch.tensor([0.0, 0.0, float(base.distance[0])], dtype=torch.float64)
             if k == 0 and yaws is None:
-                t = base.params.translation[0].double()
+                t = base.params.translation[0].double().cpu()
             else:
-                t = pose_translation(R, self.face_center.double(), target)
+                t = pose_translation(R, self.face_center.double().cpu(), target)
             rots.append(matrix_to_axis_angle(R))
             trans.append(t)
             Rrel.append(R @ R0.T)
         Rrel_t = torch.stack(Rrel)  # (K, 3, 3)
-        dt = self.dtype
-        env = rotate_sh(base.env_sh.double().expand(views, -1, -1), Rrel_t)
-        key_dir = (Rrel_t @ base.key_dir[0].double()).reshape(views, 3)
-        key_color = base.key_color.double().expand(views, -1)
+        dt, dev = self.dtype, self.device
+        env = rotate_sh(base.env_sh.double().cpu().expand(views, -1, -1), Rrel_t)
+        key_dir = (Rrel_t @ base.key_dir[0].double().cpu()).reshape(views, 3)
+        key_color = base.key_color.double().cpu().expand(views, -1)
         key_sh = sh_of_key(key_dir, key_color, sh_basis)
         P = base.params
         params = FaceParams(
             identity=P.identity.expand(views, -1).clone(),
             expression=P.expression.expand(views, -1).clone(),
-            rotation=torch.stack(rots).to(dt),
-            translation=torch.stack(trans).to(dt),
+            rotation=torch.stack(rots).to(dev, dt),
+            translation=torch.stack(trans).to(dev, dt),
             albedo=None if P.albedo is None else P.albedo.expand(views, -1).clone(),
-            light=(env + key_sh).to(dt),
+            light=(env + key_sh).to(dev, dt),
             focal=P.focal.expand(views).clone(),
         )
         vseed = index_seed(seed, index, "views")
@@ -371,9 +376,9 @@ class WorldRenderer:
         )
         return WorldBatch(
             params=params,
-            env_sh=env.to(dt),
-            key_dir=key_dir.to(dt),
-            key_color=key_color.to(dt),
+            env_sh=env.to(dev, dt),
+            key_dir=key_dir.to(dev, dt),
+            key_color=key_color.to(dev, dt),
             albedo=rep(base.albedo),
             roughness_map=rep(base.roughness_map),
             specular=rep(base.specular),
@@ -384,9 +389,9 @@ class WorldRenderer:
             read=rep(base.read),
             jpeg_quality=base.jpeg_quality * views,
             iris=rep(base.iris),
-            background=_stack_or_none(bgs),
-            noise=_stack_or_none(noises),
-            ypr=ypr.to(dt),
+            background=_to(_stack_or_none(bgs), dev),
+            noise=_to(_stack_or_none(noises), dev),
+            ypr=ypr.to(dev, dt),
             fov=rep(base.fov),
             distance=rep(base.distance),
             indices=[index] * views,
@@ -412,23 +417,28 @@ class WorldRenderer:
         if params.light is None or params.focal is None:
             raise InvalidInput("render_sample needs params.light (B, 9, 3) and params.focal (B,)")
         B = params.batch_size
-        dt = self.dtype
+        dt, dev = self.dtype, self.device
         base = self.sample(list(range(B)), seed)
-        p = params.to(dtype=dt).detach().clone()
+        p = params.to(device=dev, dtype=dt).detach().clone()
         env = p.light.clone()
         if key_dir is None:
-            kd = torch.tensor([0.0, 0.0, -1.0], dtype=dt).expand(B, 3).clone()
-            kc = torch.zeros(B, 3, dtype=dt)
+            kd = torch.tensor([0.0, 0.0, -1.0], dtype=dt, device=dev).expand(B, 3).clone()
+            kc = torch.zeros(B, 3, dtype=dt, device=dev)
         else:
-            kd = F.normalize(key_dir.to(dt), dim=-1)
-            kc = key_color.to(dt) if key_color is not None else torch.ones(B, 3, dtype=dt)
-            p.light = env + sh_of_key(kd.double(), kc.double(), sh_basis).to(dt)
+            kd = F.normalize(key_dir.to(dev, dt), dim=-1)
+            kc = (
+                key_color.to(dev, dt)
+                if key_color is not None
+                else torch.ones(B, 3, dtype=dt, device=dev)
+            )
+            key_sh = sh_of_key(kd.double().cpu(), kc.double().cpu(), sh_basis)
+            p.light = env + key_sh.to(dev, dt)
         base.params = p
         base.env_sh = env
         base.key_dir = kd
         base.key_color = kc
         if albedo is not None:
-            base.albedo = albedo.to(dt)
+            base.albedo = albedo.to(dev, dt)
         R = axis_angle_to_matrix(p.rotation)
         base.ypr = matrix_to_yaw_pitch_roll(R, degrees=True)
         lm = self.model.landmark_points(self.model.posed_vertices(p))
@@ -448,7 +458,6 @@ class WorldRenderer:
         P = batch.params
         B = P.batch_size
         H = W = self.config.image_size
-        dt = self.dtype
         with torch.no_grad():
             K = intrinsics(P.focal, P.focal, W / 2.0, H / 2.0)
             if self._lambert_shading(kn):
@@ -473,14 +482,14 @@ class WorldRenderer:
                     rho, part = self._part_albedo(batch, frags, mverts, rho)
                 shade = _sh_packed(n, P.light, bidx)  # (Np, 3)
                 color = self._effects(batch, kn, frags, verts, vn, n, x, uv, rho, shade, bidx, part)
-                img = torch.zeros(B * H * W, 3, dtype=dt)
+                img = color.new_zeros(B * H * W, 3)
                 img[frags.pix] = color
                 img = img.view(B, H, W, 3)
             mask = frags.mask
             face_mask = mask & self.face_faces[frags.pix_to_face.clamp_min(0)]
             skin_mask = mask & self.skin_faces[frags.pix_to_face.clamp_min(0)]
             depth = torch.where(mask, frags.zbuf, torch.zeros_like(frags.zbuf))
-            normals = torch.zeros(B * H * W, 3, dtype=dt)
+            normals = n.new_zeros(B * H * W, 3)
             normals[frags.pix] = n
             normals = normals.view(B, H, W, 3)
             lm3 = verts[:, model.landmarks]  # (B, 68, 3)
@@ -491,7 +500,7 @@ class WorldRenderer:
                 )
             img = img.permute(0, 3, 1, 2)  # (B, 3, H, W)
             if batch.background is not None and kn.background_mix > 0:
-                bg = batch.background.to(dt) * min(1.0, kn.background_mix)
+                bg = batch.background.to(img) * min(1.0, kn.background_mix)
                 img = torch.where(mask[:, None], img, bg)
             img = self._sensor(batch, kn, img)
             visible = self._landmark_visibility(lm2, lm3, depth, mask)
@@ -518,7 +527,7 @@ class WorldRenderer:
             "key_dir": batch.key_dir,
             "key_color": batch.key_color,
             "ypr": batch.ypr,
-            "index": torch.tensor(batch.indices, dtype=torch.long),
+            "index": torch.tensor(batch.indices, dtype=torch.long, device=verts.device),
         }
         if P.albedo is not None:
             out["albedo"] = P.albedo
@@ -540,7 +549,7 @@ class WorldRenderer:
         the model's per-vertex albedo, else a uniform grey 0.6."""
         if batch.albedo is not None and self.model.uvs is not None:
             return {
-                "texture": batch.albedo.to(self.dtype),
+                "texture": batch.albedo.to(self.device, self.dtype),
                 "uvs": self.model.uvs,
                 "uv_faces": self.model.uv_faces,
             }
@@ -619,7 +628,6 @@ class WorldRenderer:
         """The richer image model on packed pixels (formulas in the module docstring)."""
         B = batch.batch_size
         H = W = self.config.image_size
-        dt = self.dtype
         k_ao = float(kn.ambient_occlusion)
         k_sh = min(1.0, float(kn.shadows))
         k_ss = min(1.0, float(kn.subsurface))
@@ -646,7 +654,7 @@ class WorldRenderer:
             D = D + k_key * (kcol * e - key_fit)
         D = D.clamp_min(0)
         if k_ss > 0:
-            img = torch.zeros(B * H * W, 3, dtype=dt)
+            img = D.new_zeros(B * H * W, 3)
             img[frags.pix] = D
             img = img.view(B, H, W, 3).permute(0, 3, 1, 2)
             m = frags.mask[:, None]
@@ -658,7 +666,7 @@ class WorldRenderer:
         color = rho * D
         if k_spec > 0:
             v = F.normalize(-x, dim=-1)
-            rmap = torch.full((n.shape[0], 1), 0.5, dtype=dt)
+            rmap = n.new_full((n.shape[0], 1), 0.5)
             if uv is not None:
                 rmap = _sample_uv(batch.roughness_map, uv, bidx)
             rough = (batch.roughness[bidx] * (0.7 + 0.6 * rmap[:, 0])).clamp(0.15, 0.95)
@@ -684,14 +692,14 @@ class WorldRenderer:
         without eyeball/teeth geometry; only where no nearer surface (e.g. the nose) covers.
         Works on each polygon's bounding box. Buffers are modified in place (fresh tensors)."""
         B, H, W, _ = img.shape
-        dt = img.dtype
+        dt, dev = img.dtype, img.device
         amb = sh_shading(
-            torch.tensor([[0.0, 0.0, -1.0]], dtype=dt).expand(B, 3), batch.params.light
+            torch.tensor([[0.0, 0.0, -1.0]], dtype=dt, device=dev).expand(B, 3), batch.params.light
         ).clamp_min(0)  # (B, 3) shading of a camera-facing normal
-        sclera = torch.tensor([0.78, 0.74, 0.70], dtype=dt)
-        cavity = torch.tensor([0.12, 0.035, 0.03], dtype=dt)
-        tooth = torch.tensor([0.82, 0.78, 0.70], dtype=dt)
-        toward = torch.tensor([0.0, 0.0, -1.0], dtype=dt)
+        sclera = torch.tensor([0.78, 0.74, 0.70], dtype=dt, device=dev)
+        cavity = torch.tensor([0.12, 0.035, 0.03], dtype=dt, device=dev)
+        tooth = torch.tensor([0.82, 0.78, 0.70], dtype=dt, device=dev)
+        toward = torch.tensor([0.0, 0.0, -1.0], dtype=dt, device=dev)
         tol = 0.12 * self.face_width
         parts = (("eye", slice(36, 42)), ("eye", slice(42, 48)), ("mouth", slice(60, 68)))
         for b in range(B):
@@ -708,8 +716,8 @@ class WorldRenderer:
                 if j1 <= j0 or i1 <= i0:
                     continue
                 gy, gx = torch.meshgrid(
-                    torch.arange(i0, i1, dtype=dt) + 0.5,
-                    torch.arange(j0, j1, dtype=dt) + 0.5,
+                    torch.arange(i0, i1, dtype=dt, device=dev) + 0.5,
+                    torch.arange(j0, j1, dtype=dt, device=dev) + 0.5,
                     indexing="ij",
                 )
                 pts = torch.stack([gx, gy], -1)  # (h, w, 2)
@@ -754,7 +762,7 @@ class WorldRenderer:
             img = apply_blur(img, kn.blur * batch.blur * 0.9 * H / 128.0)
         if kn.noise > 0 and batch.noise is not None:
             img = apply_noise(
-                img, kn.noise * batch.shot, kn.noise * batch.read, batch.noise.to(img.dtype)
+                img, kn.noise * batch.shot, kn.noise * batch.read, batch.noise.to(img)
             )
         if kn.jpeg:
             img = torch.stack([jpeg_roundtrip(im, q) for im, q in zip(img, batch.jpeg_quality)])
@@ -786,7 +794,7 @@ def _cam2world(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tenso
     ``M = R(rotation) diag(1, -1, -1)``, i.e. ``[[M^T, -M^T t], [0, 1]]`` (the camera's pose in
     model space, OpenCV camera axes — what 3D-aware GANs call cam2world)."""
     M = axis_angle_to_matrix(rotation) @ flip_yz(rotation)
-    out = torch.zeros(rotation.shape[0], 4, 4, dtype=rotation.dtype)
+    out = rotation.new_zeros(rotation.shape[0], 4, 4)
     out[:, :3, :3] = M.transpose(1, 2)
     out[:, :3, 3] = -(M.transpose(1, 2) @ translation.unsqueeze(-1)).squeeze(-1)
     out[:, 3, 3] = 1
@@ -813,7 +821,7 @@ def _sample_uv(tex: torch.Tensor, uv: torch.Tensor, bidx: torch.Tensor) -> torch
     if nmax == 0:
         return tex.new_zeros(0, C)
     start = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(bidx.numel()) - start[bidx]
+    pos = torch.arange(bidx.numel(), device=bidx.device) - start[bidx]
     grid = tex.new_zeros(B, 1, nmax, 2)
     g = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1).to(tex.dtype)
     grid[bidx, 0, pos] = g
