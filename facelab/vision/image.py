@@ -155,6 +155,8 @@ def _from_pil(img, background, source: str, max_pixels: int | None) -> Image:
         if orientation != 1:
             img = ImageOps.exif_transpose(img)
         img.load()
+    except PILImage.DecompressionBombError as e:
+        raise ImageReadError(f"{source}: {_BOMB_HINT.format(e=e)}") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{source}: cannot decode image data ({e})") from None
 
@@ -240,36 +242,75 @@ def _open_path(path: Path, background, max_pixels: int | None) -> Image:
     return _open_bytes(path.read_bytes(), src, background, max_pixels)
 
 
+#: Some Pillow plugins (TIFF while decoding, animated WebP) check Pillow's process-wide limit
+#: themselves; facelab does not switch that guard off, so for those files it still applies.
+_BOMB_HINT = (
+    "Pillow's decompression-bomb guard refused it ({e}); facelab never switches that "
+    "process-wide guard off -- raise PIL.Image.MAX_IMAGE_PIXELS in your program if you trust "
+    "this file"
+)
+
+
+def _pil_open_own_limit(data: bytes):
+    """``PIL.Image.open`` with our own pixel limit instead of Pillow's process-wide one.
+
+    Pillow's decompression-bomb guard reads the global ``PIL.Image.MAX_IMAGE_PIXELS``;
+    setting that global (even temporarily) disables the guard for every other thread. Here it
+    is left alone: the format plugins are run the way ``Image.open`` runs them (identify the
+    header, construct the lazy image) without the global check, and :func:`_from_pil` checks
+    the size against ``max_pixels`` before any pixel is decoded. (If a future Pillow hides
+    its plugin table, this falls back to ``Image.open`` and Pillow's own limit.)
+    """
+    PILImage, _ = _pil()
+    opened = getattr(PILImage, "OPEN", None)
+    ids = getattr(PILImage, "ID", None)
+    if not isinstance(opened, dict) or not isinstance(ids, list):
+        return PILImage.open(io.BytesIO(data))
+    import struct
+
+    fp, prefix, tried = io.BytesIO(data), data[:16], set()
+    for loader in (PILImage.preinit, PILImage.init):
+        loader()
+        for fmt in list(ids):
+            if fmt in tried or fmt not in opened:
+                continue
+            tried.add(fmt)
+            factory, accept = opened[fmt]
+            ok = not accept or accept(prefix)
+            if not ok or isinstance(ok, str):
+                continue
+            fp.seek(0)
+            try:
+                return factory(fp, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise PILImage.UnidentifiedImageError("cannot identify image file")
+
+
 def _open_bytes(data: bytes, source: str, background, max_pixels: int | None) -> Image:
     PILImage, _ = _pil()
     if len(data) == 0:
         raise ImageReadError(f"{source}: empty data (0 bytes)")
-    old = PILImage.MAX_IMAGE_PIXELS
     try:
-        # We apply our own (explicit, configurable) limit in _from_pil.
-        PILImage.MAX_IMAGE_PIXELS = None
-        try:
-            img = PILImage.open(io.BytesIO(data))
-        except PILImage.UnidentifiedImageError:
-            head = data[:16]
-            hint = (
-                " (it looks like text)"
-                if all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-                else ""
-            )
-            raise ImageReadError(
-                f"{source}: not an image file that Pillow can read{hint}; "
-                "supported: JPEG, PNG, BMP, TIFF, GIF, WebP, PPM/PGM ..."
-            ) from None
-        except (OSError, ValueError, SyntaxError) as e:
-            raise ImageReadError(f"{source}: cannot read image ({e})") from None
-        if _is_png_16bit_color(data):
-            hi = _decode_16bit_color(data, img, background, source, max_pixels)
-            if hi is not None:
-                return hi
-        return _from_pil(img, background, source, max_pixels)
-    finally:
-        PILImage.MAX_IMAGE_PIXELS = old
+        img = _pil_open_own_limit(data)
+    except PILImage.UnidentifiedImageError:
+        head = data[:16]
+        hint = (
+            " (it looks like text)" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else ""
+        )
+        raise ImageReadError(
+            f"{source}: not an image file that Pillow can read{hint}; "
+            "supported: JPEG, PNG, BMP, TIFF, GIF, WebP, PPM/PGM ..."
+        ) from None
+    except PILImage.DecompressionBombError as e:
+        raise ImageReadError(f"{source}: {_BOMB_HINT.format(e=e)}") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageReadError(f"{source}: cannot read image ({e})") from None
+    if _is_png_16bit_color(data):
+        hi = _decode_16bit_color(data, img, background, source, max_pixels)
+        if hi is not None:
+            return hi
+    return _from_pil(img, background, source, max_pixels)
 
 
 def _is_png_16bit_color(data: bytes) -> bool:
