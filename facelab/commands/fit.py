@@ -9,7 +9,13 @@ landmarks, refines pose, shape, expression, albedo and light photometrically
 * ``params.json``: the fitted parameters, camera, pose angles, landmark error, timings;
 * ``overlay.png``: the render over the photo with the detected (green) and fitted (red)
   landmarks;
-* ``report.html``: overlay, texture, loss curves and the summary.
+* ``report.html``: a self-contained page (opens offline): photo, fit over the face region,
+  difference, the shape from five angles (grey and textured), a rotatable 3D view,
+  landmarks, pose, coefficients, timings and losses (:mod:`facelab.viz.report`);
+* ``mesh.glb`` with ``--glb``: the textured mesh as binary glTF (files key ``"glb"``).
+
+With ``--shared-identity``, ``DIR/report.html`` is one page with a row per photo and the
+shared shape (the identity at a neutral expression).
 
 Several photos are fitted one by one, each into ``DIR/NN_STEM/``; with ``--shared-identity``
 they are taken as one person and fitted together (one identity, one pose / expression /
@@ -80,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resolution", type=int, default=None, help="photometric crop size in pixels (192)"
     )
+    p.add_argument("--glb", action="store_true", help="also write mesh.glb (binary glTF)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -154,11 +161,22 @@ def handler(args: argparse.Namespace) -> int:
             if n > 1 and not args.quiet:
                 print(f"[{i + 1}/{n}] {ph}", file=sys.stderr)
             results.append(fit(ph, **common))
-    rows = []
+    from ..fit.result import face_region
+
+    rows, all_paths = [], []
     for i, (ph, res) in enumerate(zip(args.photos, results)):
         d = _subdir(out, i, ph, n)
-        paths = res.save(d)
+        if res.face_vertices is None:
+            res.face_vertices = face_region(model)  # the report blends the face region only
+        paths = res.save(d, glb=getattr(args, "glb", False))
+        all_paths.append(paths)
         rows.append(_row(ph, d, paths, res))
+    if args.shared_identity:
+        from ..viz.report import save_report
+
+        p0 = results[0].params
+        neutral = model.forward(p0.identity.to(model.dtype), None)[0]
+        save_report(results, out / "report.html", all_paths, shared_vertices=neutral)
     seconds = time.perf_counter() - t0
     if args.json:
         print_json(

@@ -8,14 +8,15 @@
 * ``params.json``: the fitted :class:`~facelab.models.FaceParams` plus camera, pose angles,
   landmark error, timings and warnings (keys listed in :meth:`FitResult.summary`);
 * ``overlay.png``: the render blended over the photo, fitted landmarks drawn;
-* ``report.html``: photo, overlay, texture, a loss plot (inline SVG) and the summary table.
+* ``report.html``: the self-contained report (:mod:`facelab.viz.report`): photo, face-region
+  overlay, difference, the shape from five angles (grey and textured), a rotatable 3D view,
+  landmarks, pose, coefficients, timings and losses;
+* ``mesh.glb`` (with ``glb=True``): the textured mesh as binary glTF for common 3D viewers.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ class FitResult:
         landmark_nme: NME of the fitted vs detected landmarks (outer-eye normalised).
         warnings: human-readable issues (extreme pose, stopped stages ...).
         model_name, source: what was fitted to what.
+        face_vertices: ``(V,)`` bool, the model's front-face region (the report blends the
+            render over the photo there only, not over the neck or the back of the head);
+            None = all vertices.
     """
 
     params: FaceParams
@@ -75,6 +79,7 @@ class FitResult:
     model_name: str = ""
     source: str = ""
     units: str = "cm"
+    face_vertices: torch.Tensor | None = None
 
     def mesh(self):
         """The fitted mesh (model space) as a :class:`facelab.geometry.mesh.Mesh`."""
@@ -100,12 +105,14 @@ class FitResult:
             "final_loss": {k: (v[-1] if v else None) for k, v in self.history.items()},
         }
 
-    def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``mesh.obj`` (+ texture), ``params.json``, ``overlay.png``, ``report.html``.
+    def save(self, out_dir: str | Path, glb: bool = False, report: bool = True) -> dict[str, Path]:
+        """Write ``mesh.obj`` (+ texture), ``params.json``, ``overlay.png``, ``report.html``
+        (``report=False``: no report) and, with ``glb``, ``mesh.glb``.
 
-        Returns ``{name: path}`` of the files written.
+        Returns ``{name: path}`` of the files written (keys ``mesh``, ``texture``, ``glb``,
+        ``params``, ``overlay``, ``report``).
         """
-        from ..geometry.io import save_obj
+        from ..geometry.io import save_glb, save_obj
         from ..vision import save_image
 
         out = Path(out_dir)
@@ -118,6 +125,10 @@ class FitResult:
         paths["mesh"] = mesh_path
         if self.texture is not None and self.uvs is not None:
             paths["texture"] = out / "mesh.png"
+        if glb:
+            gp = out / "mesh.glb"
+            save_glb(gp, self.mesh(), self.texture if self.uvs is not None else None)
+            paths["glb"] = gp
         pj = out / "params.json"
         payload = {"params": self.params.to_dict(), "K": self.K.tolist(), **self.summary()}
         pj.write_text(json.dumps(payload, indent=2, sort_keys=True))
@@ -125,67 +136,38 @@ class FitResult:
         ov = out / "overlay.png"
         save_image(self.overlay.clamp(0, 1), ov)
         paths["overlay"] = ov
-        rp = out / "report.html"
-        rp.write_text(self._report_html(paths))
-        paths["report"] = rp
+        if report:
+            rp = out / "report.html"
+            paths["report"] = rp
+            rp.write_text(self._report_html(paths, out), encoding="utf-8")
         return paths
 
-    # ------------------------------------------------------------------------------------------
-    def _report_html(self, paths: dict[str, Path]) -> str:
-        s = self.summary()
-        rows = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v))}</td></tr>"
-            for k, v in s.items()
-        )
-        imgs = f'<img src="{paths["overlay"].name}" alt="overlay" style="max-width:45%">'
-        if "texture" in paths:
-            imgs += f' <img src="{paths["texture"].name}" alt="texture" style="max-width:30%">'
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>facelab fit</title>"
-            "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px;"
-            "text-align:left;border-bottom:1px solid #ddd}</style></head><body>"
-            f"<h1>facelab fit: {html.escape(self.source or 'photo')}</h1>{imgs}"
-            f"<h2>Loss</h2>{loss_svg(self.history)}<h2>Summary</h2><table>{rows}</table>"
-            "</body></html>"
-        )
+    def _report_html(self, paths: dict[str, Path], base: Path | None = None) -> str:
+        # the report lives in facelab.viz (viz sits on top of fit): imported when used
+        from ..viz.report import fit_report_html
+
+        return fit_report_html(self, paths, base_dir=base)
+
+
+def face_region(model) -> torch.Tensor | None:
+    """``(V,)`` bool: the model's front-face region for :attr:`FitResult.face_vertices`.
+
+    ``"face_narrow"`` (ICT: the face without ears, scalp and neck), else ``"face"`` when it is a
+    proper subset of the mesh, else None (the whole mesh is the face).
+    """
+    regions = getattr(model, "regions", None) or {}
+    for name in ("face_narrow", "face"):
+        m = regions.get(name)
+        if m is not None and bool(m.any()) and not bool(m.all()):
+            return m
+    return None
 
 
 def loss_svg(history: dict[str, list[float]], width: int = 640, height: int = 220) -> str:
-    """A small inline SVG plot of the photometric stages' loss curves (log scale)."""
-    series = [(k, v) for k, v in history.items() if k != "landmarks" and v]
-    vals = [x for _, v in series for x in v if x > 0 and math.isfinite(x)]
-    if not vals:
-        return "<p>(no photometric stages)</p>"
-    lo, hi = math.log10(min(vals)), math.log10(max(vals))
-    hi = hi if hi > lo else lo + 1
-    n = sum(len(v) for _, v in series)
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-    parts, x0 = [], 0
-    for i, (name, v) in enumerate(series):
-        pts = []
-        for j, y in enumerate(v):
-            if y <= 0 or not math.isfinite(y):
-                continue
-            px = 40 + (x0 + j) / max(n - 1, 1) * (width - 50)
-            py = 10 + (hi - math.log10(y)) / (hi - lo) * (height - 30)
-            pts.append(f"{px:.1f},{py:.1f}")
-        c = colours[i % len(colours)]
-        parts.append(
-            f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{" ".join(pts)}"/>'
-        )
-        parts.append(
-            f'<text x="{40 + x0 / max(n - 1, 1) * (width - 50):.0f}" y="{height - 4}" '
-            f'font-size="11" fill="{c}">{html.escape(name)}</text>'
-        )
-        x0 += len(v)
-    axis = (
-        f'<text x="2" y="16" font-size="10">{10**hi:.2g}</text>'
-        f'<text x="2" y="{height - 20}" font-size="10">{10**lo:.2g}</text>'
-    )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'style="border:1px solid #ccc">{axis}{"".join(parts)}</svg>'
-    )
+    """A small inline SVG plot of the loss curves (moved to :func:`facelab.viz.report.loss_svg`)."""
+    from ..viz.report import loss_svg as _loss_svg
+
+    return _loss_svg(history, width, height)
 
 
-__all__ = ["FitResult", "loss_svg"]
+__all__ = ["FitResult", "face_region", "loss_svg"]
