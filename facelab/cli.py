@@ -5,7 +5,12 @@ Sub-commands live in :mod:`facelab.commands`: each module there defines
 touches this file. Every command that prints a result accepts ``--json``; its JSON output is
 documented in the book's appendix and is stable across releases.
 
-Exit codes: 0 success, 1 a facelab error (message on stderr), 2 usage error.
+The rules every command follows (the book's appendix "The command line" is their reference):
+exit code 0 success, 1 an error (one line ``facelab CMD: error: ...`` on stderr; with ``--json``
+also the error object ``{"error": {"command", "type", "message", "exit_code"}}`` on stdout), 2 a
+usage error (bad or missing options or sub-command), 130 interrupted. Arguments and output
+paths are checked before any work; ``--threads``/``--device``/``--model`` mean the same
+everywhere (:mod:`facelab.commands._util`).
 """
 
 from __future__ import annotations
@@ -17,14 +22,46 @@ import sys
 from collections.abc import Sequence
 
 from . import commands
+from .commands._util import error_object, print_json
 from .errors import FacelabError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the ``--json`` rule: a usage error also prints the JSON error object."""
+
+    json_errors = False  # set by main() when --json is on the command line
+    command = ""  # the sub-command words of the command line being parsed
+
+    def error(self, message: str):  # noqa: ANN201 (argparse signature)
+        if _Parser.json_errors:
+            cmd = self.prog.split(" ", 1)[1] if " " in self.prog else _Parser.command
+            print_json(error_object(cmd, UsageError(message), exit_code=2))
+        super().error(message)
+
+
+def _command_words(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """``["model", "list", "--x"]`` -> ``"model list"`` (the sub-command path in ``argv``)."""
+    words, p = [], parser
+    for tok in argv:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or tok not in subs[0].choices:
+            if tok.startswith("-"):
+                continue
+            break
+        words.append(tok)
+        p = subs[0].choices[tok]
+    return " ".join(words)
+
+
+class UsageError(Exception):
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every discovered sub-command registered."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="facelab",
         description="facelab: monocular 3D face reconstruction, the toolkit of the book.",
     )
@@ -40,15 +77,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``facelab`` script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_errors = "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _Parser.command = _command_words(parser, argv)
+    try:
+        args = parser.parse_args(argv)
+    finally:
+        _Parser.json_errors = False
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
+    command = " ".join(
+        v for k, v in vars(args).items() if k == "command" or k.endswith("_command") if v
+    )
     try:
         return int(args.func(args) or 0)
-    except FacelabError as e:
-        print(f"facelab {args.command}: error: {e}", file=sys.stderr)
+    except BrokenPipeError:  # `facelab ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (FacelabError, OSError) as e:
+        # OSError: a file that vanished or a disk that filled up mid-way — one line, no traceback
+        msg = str(e) if isinstance(e, FacelabError) else f"{e.strerror or e}: {e.filename or ''}"
+        print(f"facelab {command}: error: {msg.strip()}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print_json(error_object(command, e))
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

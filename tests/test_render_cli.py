@@ -19,14 +19,15 @@ def _run(capsys, *argv):
 def test_render_builtin_writes_image_and_maps(tmp_path, capsys):
     paths = {k: tmp_path / f"{k}.png" for k in ("img", "n", "d", "m")}
     code, out = _run(
-        capsys, "builtin", "--seed", "3", "--size", "48", "--out", str(paths["img"]),
+        capsys, "--model", "builtin", "--seed", "3", "--size", "48", "--out", str(paths["img"]),
         "--normals", str(paths["n"]), "--depth", str(paths["d"]), "--mask", str(paths["m"]),
         "--json",
     )  # fmt: skip
     assert code == 0, out.err
     res = json.loads(out.out)
-    assert set(res) == {"model", "seed", "size", "backend", "outputs", "covered_pixels",
+    assert set(res) == {"model", "seed", "size", "backend", "device", "outputs", "covered_pixels",
                         "depth_range", "seconds"}  # fmt: skip
+    assert res["device"] == "cpu" and res["model"] == "builtin"
     assert res["outputs"]["image"] == str(paths["img"]) and res["backend"] == "torch"
     img = np.asarray(Image.open(paths["img"]))
     mask = np.asarray(Image.open(paths["m"]))

@@ -334,8 +334,8 @@ def test_cli_landmarks_and_identity(tmp_path, capsys, dlib_detector):
 
     gray = tmp_path / "gray.png"
     PIL.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(gray)
-    assert main(["landmarks", str(gray), "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["faces"] == []
+    assert main(["landmarks", str(gray), "--json"]) == 1  # no face: the CLI's error object
+    assert json.loads(capsys.readouterr().out)["error"]["type"] == "NoFaceFound"
     notimg = tmp_path / "x.jpg"
     notimg.write_text("hello")
     assert main(["landmarks", str(notimg)]) == 1

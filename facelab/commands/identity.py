@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._util import print_json
+from ._util import add_json, add_threads, print_json, setup_compute
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,13 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("photo_a", metavar="PHOTO_A")
     p.add_argument("photo_b", metavar="PHOTO_B")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_json(p)
     p.add_argument(
         "--backend",
         default="auto",
         choices=["auto", "dlib", "arcface"],
         help="identity network (default auto: ArcFace if its weights are found, else dlib)",
     )
+    add_threads(p)
     p.set_defaults(func=handler)
 
 
@@ -52,10 +53,11 @@ def handler(args: argparse.Namespace) -> int:
     from ..vision import detect_face, load_image
     from ..vision.identity import load_identity_encoder, similarity
 
+    setup_compute(args)
+    images = [load_image(p) for p in (args.photo_a, args.photo_b)]  # bad photos fail first
     enc = load_identity_encoder(args.backend)
     embs, faces = [], []
-    for path in (args.photo_a, args.photo_b):
-        img = load_image(path)
+    for path, img in zip((args.photo_a, args.photo_b), images):
         try:
             face = detect_face(img)
         except NoFaceFound as e:

@@ -2,7 +2,8 @@
 
 Detects every face (dlib HOG + 68-point shape predictor by default; runs offline) and prints
 them left to right. Coordinates are full-resolution pixels with pixel centres at +0.5
-(iBUG 68-point order). Exit code 1 when no face is found.
+(iBUG 68-point order). No face found is an error (exit code 1; with ``--json`` the error
+object of every command, type ``NoFaceFound``).
 
 ``--json`` output (stable keys)::
 
@@ -21,10 +22,9 @@ them left to right. Coordinates are full-resolution pixels with pixel centres at
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from ._util import print_json
+from ._util import add_json, add_threads, check_output_file, print_json, setup_compute
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Detect faces (boxes, scores) and 68 iBUG landmarks in PHOTO.",
     )
     p.add_argument("photo", metavar="PHOTO", help="image file (JPEG, PNG, ...)")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_json(p)
     p.add_argument("--out", metavar="OVERLAY", help="save the photo with boxes and landmarks drawn")
     p.add_argument(
         "--detector",
@@ -48,13 +48,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1024,
         help="detect on a copy at most this large (default 1024)",
     )
+    add_threads(p)
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
+    from ..errors import InvalidInput, NoFaceFound
     from ..vision import load_image, select_faces
     from ..vision.detect import DlibConfig, get_detector
 
+    if args.max_side < 64:
+        raise InvalidInput(f"--max-side must be >= 64 pixels, got {args.max_side}")
+    check_output_file(args.out)
+    setup_compute(args)
     img = load_image(args.photo)
     if args.detector == "dlib":
         det = get_detector("dlib", config=DlibConfig(max_side=args.max_side))
@@ -64,6 +70,8 @@ def handler(args: argparse.Namespace) -> int:
     faces = det.detect(img)
     dt = time.perf_counter() - t0
     faces = select_faces(faces, "all") if faces else []
+    if not faces:
+        raise NoFaceFound(f"{args.photo}: no face found ({args.detector} detector)")
     overlay = None
     if args.out:
         from ..vision.overlay import save_overlay
@@ -98,7 +106,4 @@ def handler(args: argparse.Namespace) -> int:
                 )
         if overlay:
             print(f"overlay saved to {overlay}")
-    if not faces:
-        print(f"facelab landmarks: no face found in {args.photo}", file=sys.stderr)
-        return 1
     return 0

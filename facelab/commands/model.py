@@ -3,12 +3,13 @@
 ``facelab model list [--json]``: every model :func:`facelab.models.load` knows, as a list of
 objects with the stable keys ``name, title, source, license, present, location, note``.
 
-``facelab model info NAME [--json]`` (NAME is a model name or a model file): an object with the
+``facelab model info --model NAME [--json]`` (NAME is a model name or a model file; the
+positional ``model info NAME`` still works and is deprecated): an object with the
 stable keys ``name, vertices, triangles, identity_components, expression_components,
 expression_kind, expression_names, albedo_components, landmarks (68 when defined), has_uv,
 uv_vertices, regions, contours, units, extent, license, source``.
 
-``facelab model sample NAME --seed S [--expression-scale X] [--truncation T] --out FILE``
+``facelab model sample --model NAME --seed S [--expression-scale X] [--truncation T] --out FILE``
 writes one random face (``model.sample`` with a seeded ``torch.Generator``) in model space to
 ``FILE`` (``.obj``, ``.ply`` or ``.glb``, by suffix); with ``--json`` it prints
 ``{"out", "name", "seed", "vertices", "triangles", "identity", "expression"}``.
@@ -17,8 +18,9 @@ writes one random face (``model.sample`` with a seeded ``torch.Generator``) in m
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ._util import print_json
+from ._util import add_json, add_model, check_output_file, model_arg, print_json
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -41,7 +43,7 @@ def _list(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from ..models import load
 
-    info = load(args.name).info()
+    info = load(model_arg(args, "model info")).info()
     if args.json:
         print_json(info)
         return 0
@@ -55,10 +57,18 @@ def _info(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import InvalidInput
     from ..geometry.io import save_mesh
     from ..models import load
 
-    model = load(args.name)
+    name = model_arg(args, "model sample")
+    if Path(args.out).suffix.lower() not in (".obj", ".ply", ".glb"):
+        raise InvalidInput(
+            f"--out {args.out}: unsupported mesh format {Path(args.out).suffix!r} "
+            "(the suffix chooses it: .obj, .ply or .glb)"
+        )
+    check_output_file(args.out)
+    model = load(name)
     gen = torch.Generator().manual_seed(args.seed)
     params = model.sample(
         1, generator=gen, truncation=args.truncation, expression_scale=args.expression_scale
@@ -87,19 +97,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
     q = s.add_parser("list", help="models facelab can load, where they come from, if present")
-    q.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(q)
     q.set_defaults(func=_list)
 
     q = s.add_parser("info", help="sizes, components, landmarks, units and license of a model")
-    q.add_argument("name", help="model name (see `facelab model list`) or model file")
-    q.add_argument("--json", action="store_true", help="machine-readable output")
+    add_model(q, default=None, positional_alias=True)
+    add_json(q)
     q.set_defaults(func=_info)
 
     q = s.add_parser("sample", help="write a random face of a model to a mesh file")
-    q.add_argument("name", help="model name (see `facelab model list`) or model file")
+    add_model(q, default=None, positional_alias=True)
     q.add_argument("--seed", type=int, required=True, help="random seed")
     q.add_argument("--expression-scale", type=float, default=1.0, help="expression strength")
     q.add_argument("--truncation", type=float, default=1.0, help="identity = T * clamp(z, -3, 3)")
     q.add_argument("--out", required=True, help="output mesh: .obj, .ply or .glb")
-    q.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(q)
     q.set_defaults(func=_sample)

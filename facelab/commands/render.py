@@ -1,6 +1,6 @@
-"""``facelab render NAME --seed S --size N --out FILE.png`` — render a sampled face.
+"""``facelab render --model NAME --seed S --size N --out FILE.png`` — render a sampled face.
 
-Samples one face of model ``NAME`` (``builtin`` needs no data; ``ict``/``ict-face`` read the
+Samples one face of model ``NAME`` (default ``builtin``, which needs no data; ``ict``/``ict-face`` read the
 ICT-FaceKit asset) with ``torch.Generator().manual_seed(S)``, places it frontally so it fills
 the ``N x N`` image (or turned by ``--yaw``/``--pitch`` degrees), shades it with Lambertian SH
 light (ambient plus a light from the upper left; the model's albedo if it has one, else a skin
@@ -8,7 +8,10 @@ tone) with facelab's rasterizer, and writes the PNG. Optional outputs: ``--norma
 (camera-space normal map, ``(n + 1) / 2``), ``--depth FILE`` (8-bit, near = white),
 ``--mask FILE``. ``--backend pytorch3d`` uses PyTorch3D's rasterizer where installed.
 
-With ``--json`` it prints ``{"model", "seed", "size", "backend", "outputs": {"image",
+The positional ``facelab render NAME`` still works and is deprecated. ``--device`` and
+``--threads`` as for every command (the book's CLI appendix).
+
+With ``--json`` it prints ``{"model", "seed", "size", "backend", "device", "outputs": {"image",
 "normals", "depth", "mask"} (paths or null), "covered_pixels", "depth_range": [near, far],
 "seconds"}`` (stable keys).
 """
@@ -20,7 +23,16 @@ import math
 import time
 from pathlib import Path
 
-from ._util import print_json
+from ._util import (
+    add_device,
+    add_json,
+    add_model,
+    add_threads,
+    check_output_file,
+    model_arg,
+    print_json,
+    setup_compute,
+)
 
 
 def _save(img, path: str) -> str:
@@ -47,32 +59,39 @@ def _handler(args: argparse.Namespace) -> int:
     from ..models import load
     from ..render import Renderer, sh_ambient
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    name = model_arg(args, "render")
     if args.size < 8 or args.size > 4096:
         raise InvalidInput(f"--size must be in [8, 4096], got {args.size}")
+    for opt in ("out", "normals", "depth", "mask"):
+        check_output_file(getattr(args, opt), f"--{opt}")
+    device = setup_compute(args)
     t0 = time.perf_counter()
-    model = load(args.name)
+    model = load(name, device=device)
     params = model.sample(1, generator=torch.Generator().manual_seed(args.seed))
     verts = model.vertices(params)  # (1, V, 3) model space
     dt = verts.dtype
     # pose: rotate about the face's centre, then back off until the face fills the frame
-    rot = torch.tensor([[math.radians(args.pitch), math.radians(args.yaw), 0.0]], dtype=dt)
+    rot = torch.tensor(
+        [[math.radians(args.pitch), math.radians(args.yaw), 0.0]], dtype=dt, device=device
+    )
     lo, hi = verts[0].amin(0), verts[0].amax(0)
     centre = (lo + hi) / 2
     radius = float((hi - lo)[:2].max()) / 2
     fov = math.radians(args.fov)
     dist = radius / math.tan(fov / 2) / args.fill + float((hi - lo)[2]) / 2
     R = axis_angle_to_matrix(rot)[0] @ flip_yz(verts)
-    translation = (torch.tensor([0.0, 0.0, dist], dtype=dt) - R @ centre).unsqueeze(0)
+    translation = (torch.tensor([0.0, 0.0, dist], dtype=dt, device=device) - R @ centre)[None]
     focal = args.size / 2 / math.tan(fov / 2)
-    K = intrinsics(focal, focal, args.size / 2, args.size / 2).to(dt)
+    K = intrinsics(focal, focal, args.size / 2, args.size / 2).to(device, dt)
     if model.albedo_mean is not None:
         colors = model.albedo(params.albedo if params.albedo is not None else None)
     else:
-        colors = torch.tensor([0.78, 0.57, 0.47], dtype=dt).expand(1, verts.shape[1], 3)
-    sh = sh_ambient(0.65, dtype=dt)
-    light = torch.tensor([-0.35, -0.5, -0.79], dtype=dt)  # towards the light: up-left, front
+        colors = torch.tensor([0.78, 0.57, 0.47], dtype=dt, device=device)
+        colors = colors.expand(1, verts.shape[1], 3)
+    sh = sh_ambient(0.65, dtype=dt, device=device)
+    light = torch.tensor(
+        [-0.35, -0.5, -0.79], dtype=dt, device=device
+    )  # towards the light: up-left, front
     sh[0, 1:4] = 1.3 * torch.stack([light[1], light[2], light[0]]).unsqueeze(-1)  # (y, z, x)
     renderer = Renderer(args.size, backend=args.backend, background=args.background)
     out = renderer.render(
@@ -89,7 +108,8 @@ def _handler(args: argparse.Namespace) -> int:
     m = out.fragments.mask
     z = out.fragments.zbuf[m]
     result = {
-        "model": args.name,
+        "model": model.name,
+        "device": str(device),
         "seed": args.seed,
         "size": args.size,
         "backend": args.backend,
@@ -112,7 +132,7 @@ def register(subparsers) -> None:
         help="render a sampled face to a PNG (and normal/depth/mask maps)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("name", help="model name, e.g. builtin, ict, ict-face (see facelab model list)")
+    add_model(p, default="builtin", positional_alias=True)
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampled face")
     p.add_argument("--size", type=int, default=256, help="image size N (N x N pixels)")
     p.add_argument("--out", required=True, help="output PNG of the shaded face")
@@ -125,6 +145,7 @@ def register(subparsers) -> None:
     p.add_argument("--fill", type=float, default=0.85, help="fraction of the image the face spans")
     p.add_argument("--background", type=float, default=0.0, help="grey level of the background")
     p.add_argument("--backend", choices=("torch", "pytorch3d"), default="torch")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary (stable keys)")
+    add_threads(p)
+    add_device(p)
+    add_json(p)
     p.set_defaults(func=_handler)

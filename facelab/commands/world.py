@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._util import print_json
+from ._util import add_json, add_model, add_threads, check_output_dir, print_json, setup_compute
 
 
 def _config(args: argparse.Namespace):
@@ -33,19 +33,29 @@ def _config(args: argparse.Namespace):
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import torch
 
     from ..errors import InvalidInput
     from ..world import WorldDataset, save_sample
 
-    torch.set_num_threads(args.threads)
     if args.count < 1:
         raise InvalidInput(f"--count must be >= 1, got {args.count}")
     if args.views < 1:
         raise InvalidInput(f"--views must be >= 1, got {args.views}")
+    if args.index < 0:
+        raise InvalidInput(f"--index must be >= 0, got {args.index}")
+    check_output_dir(args.out)
+    setup_compute(args)
+    from ..models import load
+
     cfg = _config(args)
+    model = load(args.model)  # an unknown or missing model fails here, before any rendering
     ds = WorldDataset(
-        cfg, length=args.index + args.count, seed=args.seed, views=args.views, include_albedo=True
+        cfg,
+        length=args.index + args.count,
+        seed=args.seed,
+        views=args.views,
+        include_albedo=True,
+        model=model,
     )
     out = Path(args.out)
     rows = []
@@ -65,7 +75,7 @@ def _sample(args: argparse.Namespace) -> int:
                 "size": args.size,
                 "views": args.views,
                 "realism": args.realism,
-                "model": args.model,
+                "model": model.name,
                 "samples": rows,
             }
         )
@@ -76,11 +86,17 @@ def _cache(args: argparse.Namespace) -> int:
     import json
     import time
 
-    import torch
-
+    from ..errors import InvalidInput
     from ..world import WorldDataset, write_cache
 
-    torch.set_num_threads(args.threads)
+    if args.length < 1:
+        raise InvalidInput(f"--length must be >= 1, got {args.length}")
+    if args.views < 1:
+        raise InvalidInput(f"--views must be >= 1, got {args.views}")
+    if args.shard_size < 1:
+        raise InvalidInput(f"--shard-size must be >= 1, got {args.shard_size}")
+    check_output_dir(args.out)
+    setup_compute(args)
     ds = WorldDataset(_config(args), length=args.length, seed=args.seed, views=args.views)
     t0 = time.perf_counter()
     index = write_cache(ds, args.out, shard_size=args.shard_size, progress=not args.json)
@@ -105,15 +121,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=128, help="image size N (N x N pixels)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--realism", type=float, default=1.0, help="domain-gap knob in [0, 1]")
-    p.add_argument("--model", default="builtin", help="face model name (facelab model list)")
+    add_model(p, default="builtin")
     p.add_argument("--views", type=int, default=1, help="cameras per sample (multi-view)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_threads(p)
+    add_json(p)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("world", help="render synthetic faces with exact ground truth")
-    sub = p.add_subparsers(dest="world_command", metavar="ACTION")
+    sub = p.add_subparsers(dest="world_command", metavar="ACTION", required=True)
     s = sub.add_parser("sample", help="render samples to PNGs + gt.json")
     _common(s)
     s.add_argument("--index", type=int, default=0, help="first sample index")
@@ -124,4 +140,3 @@ def register(subparsers) -> None:
     c.add_argument("--length", type=int, required=True, help="number of samples")
     c.add_argument("--shard-size", type=int, default=256, help="samples per shard")
     c.set_defaults(func=_cache)
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
