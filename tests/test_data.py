@@ -208,3 +208,23 @@ def test_real_shared_data_matches_registry(with_shared_data):
         assert p.suffix == ".gz"
         assert data.sha256_file(p) == f.sha256
     data.verify("sfm-eos")
+
+
+def test_doctor_reports_what_a_first_run_downloads(tmp_path, monkeypatch):
+    from facelab.commands.doctor import _first_run
+
+    monkeypatch.setenv("FACELAB_DATA", str(tmp_path / "empty"))
+    fr = _first_run()
+    missing = {n: a for n, a in data.registry().items() if data.status(a).state != "present"}
+    assert "ict-facekit" in missing  # nothing in the empty folder or the test cache
+    assert [p["name"] for p in fr["assets"]] == sorted(missing)
+    assert fr["bytes"] == sum(a.size for a in missing.values()) > 400e6
+    assert fr["offline"] is True  # the test suite never downloads on first use
+    # a partial asset counts only its missing files
+    sfm = data.get_asset("sfm-eos")
+    d = tmp_path / "empty" / "sfm-eos"
+    d.mkdir(parents=True)
+    (d / sfm.files[0].path).write_bytes(b"present (unverified: plan checks presence only)")
+    row = next(p for p in _first_run()["assets"] if p["name"] == "sfm-eos")
+    assert row["files"] == len(sfm.files) - 1
+    assert row["bytes"] == sfm.size - sfm.files[0].size

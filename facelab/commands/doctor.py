@@ -7,6 +7,8 @@ The JSON report has the stable top-level keys::
     torch     {"version", "threads", "device", "cuda": {"available", "devices": [names]}, "mps"}
     backends  {name: {"available": bool, "version" | "error"}}   # pytorch3d, dlib, onnxruntime, ...
     assets    [facelab data list --json entries]
+    first_run {"bytes", "assets": [{"name", "title", "license", "files", "bytes"}],
+               "offline", "mirror"}   # what the first use would download (missing files)
     book      {"jupyter_book", "node", "npm", "chromium", "js_assets"}
     data_dirs [paths searched]
 """
@@ -24,7 +26,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__, data
-from ._util import print_json
+from ._util import human_size, print_json
 
 # name -> (import name, distribution name, what it is for)
 BACKENDS = {
@@ -83,6 +85,17 @@ def _book_status() -> dict:
     }
 
 
+def _first_run() -> dict:
+    """What facelab would download on first use (assets with missing files), and how large."""
+    todo = data.plan()
+    return {
+        "bytes": sum(p["bytes"] for p in todo),
+        "assets": todo,
+        "offline": data.offline(),
+        "mirror": os.environ.get(data.ENV_MIRROR) or None,
+    }
+
+
 def collect() -> dict:
     """The doctor report as a dict (see the module docstring for its keys)."""
     import torch
@@ -108,6 +121,7 @@ def collect() -> dict:
             name: {**_probe(imp, dist), "for": why} for name, (imp, dist, why) in BACKENDS.items()
         },
         "assets": [data.status(n).to_json() for n in sorted(data.registry())],
+        "first_run": _first_run(),
         "book": _book_status(),
         "data_dirs": [str(d) for d in data.data_dirs()],
         "cpu_count": os.cpu_count(),
@@ -134,6 +148,17 @@ def _doctor(args: argparse.Namespace) -> int:
     for a in r["assets"]:
         where = a["location"] or f"missing -> facelab data fetch {a['name']}"
         print(f"  {a['name']:<13} {a['state']:<8} {a['license'][:40]:<40} {where}")
+    fr = r["first_run"]
+    if fr["assets"]:
+        what = ", ".join(f"{p['name']} {human_size(p['bytes'])}" for p in fr["assets"])
+        how = (
+            "FACELAB_OFFLINE=1: nothing is downloaded (facelab data fetch NAME does)"
+            if fr["offline"]
+            else "downloaded into the cache on first use"
+        )
+        print(f"  first run downloads {human_size(fr['bytes'])}: {what} ({how})")
+    else:
+        print("  first run downloads nothing: every asset is present")
     b = r["book"]
     print("\nbook toolchain:")
     print(
