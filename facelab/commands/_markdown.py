@@ -27,39 +27,35 @@ def _role(m: re.Match) -> str:
 
 
 def docstring_markdown(doc: str) -> str:
-    """Convert a reST docstring to Markdown: roles and ````x```` become ```x```, and a paragraph
-    ending in ``::`` becomes the paragraph (ending in ``:``) plus a fenced ``text`` block of the
-    indented lines that follow."""
-    lines = inspect.cleandoc(doc or "").splitlines()
-    out: list[str] = []
-    i = 0
+    """Convert a reST docstring to Markdown: roles and ````x```` become ```x``` (also across a
+    line break), and a paragraph ending in ``::`` becomes the paragraph (ending in ``:``) plus a
+    fenced ``text`` block of the indented lines that follow."""
 
     def inline(text: str) -> str:
         return _DOUBLE.sub(lambda m: f"`{m.group(1)}`", _ROLE.sub(_role, text))
 
+    lines = inspect.cleandoc(doc or "").splitlines()
+    parts: list[str] = []  # prose (converted) and fenced blocks (verbatim), in order
+    prose: list[str] = []
+    i = 0
     while i < len(lines):
         line = lines[i]
-        if line.rstrip().endswith("::"):
-            head = line.rstrip()[:-2].rstrip()
-            if head:
-                out.append(inline(head) + ":")
-            j = i + 1
-            block: list[str] = []
-            while j < len(lines) and (not lines[j].strip() or lines[j].startswith((" ", "\t"))):
-                block.append(lines[j])
-                j += 1
-            while block and not block[-1].strip():
-                block.pop()
-            out += [
-                "",
-                "```text",
-                *textwrap.dedent("\n".join(block)).strip("\n").splitlines(),
-                "```",
-            ]
-            if j < len(lines):
-                out.append("")
-            i = j
+        if not line.rstrip().endswith("::"):
+            prose.append(line)
+            i += 1
             continue
-        out.append(inline(line))
-        i += 1
-    return "\n".join(out).strip() + "\n"
+        head = line.rstrip()[:-2].rstrip()
+        if head:
+            prose.append(head + ":")
+        parts.append(inline("\n".join(prose)))
+        prose = []
+        j = i + 1
+        block: list[str] = []
+        while j < len(lines) and (not lines[j].strip() or lines[j].startswith((" ", "\t"))):
+            block.append(lines[j])
+            j += 1
+        body = textwrap.dedent("\n".join(block)).strip("\n")
+        parts.append(f"```text\n{body}\n```")
+        i = j
+    parts.append(inline("\n".join(prose)))
+    return "\n\n".join(p.strip("\n") for p in parts if p.strip()) + "\n"
