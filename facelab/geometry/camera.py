@@ -166,14 +166,23 @@ def pose_to_camera(
 ) -> torch.Tensor:
     """Model space -> camera space: ``x_cam = R(rotation) @ diag(1,-1,-1) @ x_model + t``.
 
+    The library's one model-to-camera transform (``facelab.models.morphable.pose_points`` is
+    this function). ``rotation`` and ``translation`` are cast to the points' dtype.
+
     Args:
         verts_model: ``(B, V, 3)`` in model space (y up, +z out of the face).
         rotation: ``(B, 3)`` axis-angle (rotation 0 = frontal, looking into the camera).
         translation: ``(B, 3)`` camera-space translation (model units).
     """
     check_shape("rotation", rotation, (None, 3))
-    R = axis_angle_to_matrix(rotation) @ flip_yz(rotation)
-    return transform_points(verts_model, R, translation)
+    check_shape("verts_model", verts_model, (None, None, 3))
+    dt = verts_model.dtype
+    R = axis_angle_to_matrix(rotation.to(dt))
+    M = R * flip_yz(R).diagonal()  # R @ diag(1, -1, -1): scales the columns
+    t = translation.to(dt)
+    if verts_model.shape[0] == M.shape[0] and t.dim() == 2 and t.shape[0] == M.shape[0]:
+        return torch.baddbmm(t.unsqueeze(1), verts_model, M.transpose(1, 2))  # one fused op
+    return transform_points(verts_model, M, t)
 
 
 def look_at(

@@ -30,6 +30,7 @@ import torch
 
 from .._checks import check_finite, check_shape
 from ..errors import InvalidInput
+from ..geometry.alignment import apply_similarity, umeyama
 from .distance import closest_points_on_mesh
 
 #: iBUG-68 indices of the 7 NoW landmarks, in the order this module expects them.
@@ -44,7 +45,9 @@ def similarity_transform(
     weights: torch.Tensor | None = None,
     scale: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Umeyama's least-squares similarity ``dst ~ s R src + t`` (batched).
+    """Umeyama's least-squares similarity ``dst ~ s R src + t`` (batched): the tuple form of
+    :func:`facelab.geometry.alignment.umeyama`, the library's one implementation
+    (``apply_similarity`` here is :func:`facelab.geometry.alignment.apply_similarity`).
 
     With centred point sets :math:`X, Y` (weighted means removed), the cross-covariance
     :math:`\\Sigma = Y^T W X / \\sum w = U D V^T`, :math:`S = \\mathrm{diag}(1, 1, \\det U V^T)`:
@@ -58,48 +61,12 @@ def similarity_transform(
     Returns:
         ``s (B,)``, ``R (B, 3, 3)``, ``t (B, 3)`` (unbatched inputs give unbatched outputs).
     """
-    unbatched = src.dim() == 2
-    if unbatched:
-        src, dst = src[None], dst[None]
-        weights = None if weights is None else weights[None]
-    check_shape("src", src, (None, None, 3))
+    check_shape("src", src, (None, 3) if src.dim() == 2 else (None, None, 3))
     check_shape("dst", dst, tuple(src.shape))
-    if src.shape[1] < 3:
-        raise InvalidInput(f"a 3D similarity needs at least 3 points, got {src.shape[1]}")
-    w = (
-        torch.ones(src.shape[:2], dtype=src.dtype, device=src.device)
-        if weights is None
-        else weights
-    )
-    w = w.to(src.dtype) / w.sum(1, keepdim=True).clamp_min(torch.finfo(src.dtype).tiny)
-    mu_s = (w[..., None] * src).sum(1)
-    mu_d = (w[..., None] * dst).sum(1)
-    xs, yd = src - mu_s[:, None], dst - mu_d[:, None]
-    cov = torch.einsum("bn,bni,bnj->bij", w, yd, xs)
-    u, d, vh = torch.linalg.svd(cov)
-    sgn = torch.sign(torch.det(u @ vh))
-    sgn = torch.where(sgn == 0, torch.ones_like(sgn), sgn)
-    sdiag = torch.ones_like(d)
-    sdiag[:, 2] = sgn
-    r = u @ torch.diag_embed(sdiag) @ vh
-    if scale:
-        var = (w * (xs * xs).sum(-1)).sum(1)
-        s = (d * sdiag).sum(1) / var.clamp_min(torch.finfo(src.dtype).tiny)
-    else:
-        s = torch.ones_like(d[:, 0])
-    t = mu_d - s[:, None] * torch.einsum("bij,bj->bi", r, mu_s)
-    if unbatched:
-        return s[0], r[0], t[0]
-    return s, r, t
-
-
-def apply_similarity(
-    x: torch.Tensor, s: torch.Tensor, r: torch.Tensor, t: torch.Tensor
-) -> torch.Tensor:
-    """``s R x + t`` for ``x (B, N, 3)`` (or unbatched ``(N, 3)`` with unbatched s, R, t)."""
-    if x.dim() == 2:
-        return s * x @ r.T + t
-    return s[:, None, None] * x @ r.transpose(1, 2) + t[:, None]
+    if src.shape[-2] < 3:
+        raise InvalidInput(f"a 3D similarity needs at least 3 points, got {src.shape[-2]}")
+    tf = umeyama(src, dst.to(src), weights, with_scale=scale)
+    return tf.scale, tf.rotation, tf.translation
 
 
 def aligned_vertex_error(

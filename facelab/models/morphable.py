@@ -737,14 +737,14 @@ class MorphableModel:
 def pose_points(
     points: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
 ) -> torch.Tensor:
-    """Model -> camera: ``x_cam = R(rotation) @ diag(1, -1, -1) @ x + t``.
+    """Model -> camera: ``x_cam = R(rotation) @ diag(1, -1, -1) @ x + t``
+    (:func:`facelab.geometry.camera.pose_to_camera`, the one implementation).
 
     ``points (B, N, 3)``, ``rotation (B, 3)`` axis-angle, ``translation (B, 3)`` -> ``(B, N, 3)``.
     """
-    R = _axis_angle_to_matrix(rotation.to(points.dtype))  # (B, 3, 3)
-    flip = torch.tensor([1.0, -1.0, -1.0], dtype=points.dtype, device=points.device)
-    M = R * flip  # R @ diag(flip): scales the columns
-    return torch.baddbmm(translation.to(points.dtype).unsqueeze(1), points, M.transpose(1, 2))
+    from ..geometry.camera import pose_to_camera
+
+    return pose_to_camera(points, rotation, translation)
 
 
 __all__ = ["MorphableModel", "mirror_symmetry", "pose_points"]

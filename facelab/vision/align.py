@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from .._checks import check_shape
 from ..errors import BackendUnavailable, InvalidInput
+from ..geometry.alignment import umeyama
 
 # iBUG-68 indices (0-based) used to build the 5 template points.
 LEFT_EYE = list(range(36, 42))  # the subject's right eye, on the image's left
@@ -80,7 +81,8 @@ def five_points(landmarks: torch.Tensor) -> torch.Tensor:
 
 
 def similarity_transform(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-    """Least-squares similarity (no reflection) mapping ``src`` points onto ``dst``.
+    """Least-squares similarity (no reflection) mapping ``src`` points onto ``dst``, as a
+    ``(2, 3)`` matrix: :func:`facelab.geometry.alignment.umeyama` (the one implementation).
 
     Umeyama (1991) in 2-D: with centred points :math:`\\tilde p_i, \\tilde q_i`, the
     optimum of :math:`\\sum_i \\|s R p_i + t - q_i\\|^2` has
@@ -102,21 +104,8 @@ def similarity_transform(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     check_shape("dst", dst, (src.shape[0], src.shape[1], 2))
     if src.shape[1] < 2:
         raise InvalidInput("similarity_transform needs at least 2 point pairs")
-    dst = dst.to(src)
-    mp, mq = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
-    p, q = src - mp, dst - mq
-    var_p = (p * p).sum((1, 2)) / src.shape[1]
-    cov = q.transpose(1, 2) @ p / src.shape[1]  # (B, 2, 2)
-    U, D, Vh = torch.linalg.svd(cov)
-    d = torch.sign(torch.linalg.det(U) * torch.linalg.det(Vh))
-    d = torch.where(d == 0, torch.ones_like(d), d)
-    S = torch.ones_like(D)
-    S = torch.stack([S[:, 0], d], dim=1)
-    R = U @ torch.diag_embed(S) @ Vh
-    s = (D * S).sum(1) / var_p.clamp_min(torch.finfo(src.dtype).tiny)
-    A = s[:, None, None] * R
-    t = mq.transpose(1, 2) - A @ mp.transpose(1, 2)
-    M = torch.cat([A, t], dim=2)
+    s, R, t = umeyama(src, dst.to(src))
+    M = torch.cat([s[:, None, None] * R, t[..., None]], dim=2)
     return M[0] if unbatched else M
 
 
