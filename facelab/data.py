@@ -461,13 +461,22 @@ def _by_hand(f: AssetFile, dest: Path) -> str:
     )
 
 
+class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to https (or loopback) URLs: no silent downgrade to http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        _check_scheme(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _open_url(url: str, start: int, timeout: float):
     """``urlopen`` with a ``Range`` request when ``start > 0``; returns ``(response, offset)``
     where ``offset`` is where the body starts (``0`` if the server ignored the range)."""
     headers = {"User-Agent": "facelab-data-fetch"}
     if start > 0:
         headers["Range"] = f"bytes={start}-"
-    resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    opener = urllib.request.build_opener(_HttpsRedirects)
+    resp = opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     if start > 0:
         cr = resp.headers.get("Content-Range", "")
         if resp.status == 206 and cr.startswith(f"bytes {start}-"):

@@ -36,7 +36,8 @@ class Server:
     ``truncate``: path -> n   send the full Content-Length but only ``n`` bytes, then close;
     ``stall``:    path -> n   send ``n`` bytes, then stop answering (until the test ends);
     ``stall_headers``: paths  accept the connection and never answer;
-    ``no_range``: paths       ignore ``Range`` requests (answer 200 with the whole file).
+    ``no_range``: paths       ignore ``Range`` requests (answer 200 with the whole file);
+    ``redirect``: path -> url answer 302 to ``url``.
 
     ``requests`` records ``(path, Range header)`` of every GET.
     """
@@ -47,6 +48,7 @@ class Server:
         self.stall: dict[str, int] = {}
         self.stall_headers: set[str] = set()
         self.no_range: set[str] = set()
+        self.redirect: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.release = threading.Event()
         srv = self
@@ -61,6 +63,12 @@ class Server:
                 path = self.path.lstrip("/")
                 rng = self.headers.get("Range")
                 srv.requests.append((path, rng))
+                if path in srv.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", srv.redirect[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path in srv.stall_headers:
                     srv.release.wait(30)
                     return
@@ -443,3 +451,15 @@ def test_book_build_stops_at_once_with_one_line_offline(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert "ict-facekit" in lines[0] and "FACELAB_DATA" in lines[0]
+
+
+def test_redirects_are_followed_but_never_to_plain_http(server, online):
+    asset = _toy(server)
+    server.redirect["up/plain.bin"] = f"{server.url}/moved/plain.bin"  # loopback: fine
+    server.files["moved/plain.bin"] = PLAIN
+    data.fetch(asset, progress=False)
+    assert (online / "toy" / "plain.bin").read_bytes() == PLAIN
+    server.redirect["up/sub/text.txt"] = "http://example.com/text.txt"  # a downgrade
+    with pytest.raises(DownloadError, match=r"refusing to download http://example\.com.*https"):
+        data.fetch(asset, force=True, progress=False)
+    _consistent(online / "toy", asset)
