@@ -39,6 +39,7 @@ from ..errors import FitDiverged, InvalidInput
 from ..geometry.camera import intrinsics, project
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
+from ..render.color import linear_to_srgb, srgb_to_linear  # the one sRGB pair (re-exported)
 from ..render.shading import sh_ambient
 from .losses import gaussian_prior, landmark_loss, photometric_loss, sh_prior
 from .render import render_face
@@ -207,18 +208,6 @@ class PhotometricFit:
     history: list[dict[str, float | str | int]] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """The sRGB EOTF: ``x / 12.92`` below 0.04045, else ``((x + 0.055) / 1.055)^2.4``."""
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`srgb_to_linear`."""
-    x = x.clamp(0, 1)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
 
 
 def skin_vertex_mask(model) -> torch.Tensor:

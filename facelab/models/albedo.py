@@ -79,6 +79,7 @@ import torch.nn.functional as F
 
 from .._checks import check_finite, check_shape
 from ..errors import InvalidInput, ModelFormatError
+from ..render.color import linear_to_srgb, srgb_to_linear  # the one sRGB pair (re-exported)
 
 __all__ = [
     "REGION_NAMES",
@@ -233,18 +234,6 @@ def hair_reflectance(
     ph = torch.tensor(_HAIR_PHEO, dtype=c.dtype, device=c.device)
     sig = b.unsqueeze(-1) * eu + (1 - b.unsqueeze(-1)) * ph
     return 0.012 + 0.55 * (1.0 + c.unsqueeze(-1) * sig / 1.5) ** -1.5
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """The sRGB transfer function (IEC 61966-2-1) on values in [0, 1]."""
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`linear_to_srgb`."""
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
 # --------------------------------------------------------------------------------------------

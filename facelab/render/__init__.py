@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .antialias import antialias, face_adjacency
 from .backends import pytorch3d_available, rasterize_pytorch3d
+from .color import linear_to_srgb, srgb_to_linear
 from .interpolate import interpolate, interpolate_packed, scatter_packed
 from .rasterize import Fragments, rasterize, rasterize_reference, signed_screen_areas
 from .renderer import Renderer, RenderOutput
@@ -55,6 +56,7 @@ __all__ = [
     "interpolate",
     "interpolate_packed",
     "lambert",
+    "linear_to_srgb",
     "mipmap_pyramid",
     "pytorch3d_available",
     "rasterize",
@@ -68,6 +70,7 @@ __all__ = [
     "signed_screen_areas",
     "soft_rasterize",
     "soft_silhouette",
+    "srgb_to_linear",
     "texture",
     "uv_footprint",
 ]
