@@ -29,6 +29,9 @@ def test_exact_numbers_and_tolerances():
     # equal with spread: a wide interval around a small mean cannot confirm equality
     assert claim_verdict([0.1, -0.3, 0.4], 0.0, claim="equal", tol=0.05).word == "inconclusive"
     assert claim_verdict([5.0, 5.1, 4.9], 0.0, claim="equal", tol=0.5).word == "fails"
+    # three correct pairs of three: no spread, but far too few to confirm 99.38 % accuracy
+    assert claim_verdict([1.0, 1.0, 1.0], 0.9938, claim="at_least").word == "holds"
+    assert claim_verdict([1.0, 1.0, 1.0], 0.9938, claim="at_least", min_n=20).word == "inconclusive"
 
 
 def test_require_is_a_check_on_the_prose():

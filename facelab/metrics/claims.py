@@ -100,6 +100,7 @@ def claim_verdict(
     claim: str = "less",
     tol: float = 0.0,
     z: float = 2.0,
+    min_n: int = 1,
 ) -> Verdict:
     """Test a claim about ``measured`` against ``reference`` with the measurements' spread.
 
@@ -113,6 +114,8 @@ def claim_verdict(
         tol: tolerance (``equal``) or margin (``less``/``greater`` need the difference to
             exceed it; ``at_most``/``at_least`` allow it).
         z: width of the interval in standard errors of the mean difference.
+        min_n: fewer measurements than this are ``"inconclusive"`` whatever they show (e.g.
+            three all-correct pairs cannot confirm a 99.4 % accuracy: their spread is 0).
 
     Returns:
         a :class:`Verdict`. With ``d`` the differences, ``m`` their mean and
@@ -144,6 +147,8 @@ def claim_verdict(
     else:  # at_most / at_least
         m_ = m if claim == "at_most" else -m
         word = "holds" if m_ + h <= tol else "fails" if m_ - h > tol else "inconclusive"
+    if n < min_n:
+        word = "inconclusive"
     return Verdict(word=word, claim=claim, mean=m, half_width=h, n=n, tol=float(tol))
 
 
