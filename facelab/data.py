@@ -39,6 +39,8 @@ Environment variables:
 from __future__ import annotations
 
 import bz2
+import contextlib
+import dataclasses
 import errno
 import gzip
 import hashlib
@@ -584,7 +586,7 @@ def _download(
                     else "nothing was saved; retry"
                 )
                 raise fail(
-                    DownloadError(f"download of {url} stopped: {what}; {tail}"), keep
+                    DownloadError(f"download of {url} stopped: {what}; {tail}"), keep and n > 0
                 ) from None
             if not chunk:
                 break
@@ -641,7 +643,7 @@ def _download(
                 f"download of {url} ended early: got {n} of {f.size} bytes "
                 f"(the server closed the connection); {tail}"
             ),
-            keep,
+            keep and n > 0,
         )
     if h.hexdigest() != f.sha256:
         part.unlink(missing_ok=True)
@@ -756,6 +758,48 @@ def fetch(
     todo = _to_fetch(asset, force)
     if not todo:
         return (status(asset).location or root) if dest is None else root
+    with _fetch_lock(root):  # two processes never write the same .part file
+        if not force:  # another process may have fetched some meanwhile
+            todo = [f for f in todo if _to_fetch(_only(asset, f), False)]
+        if todo:
+            _fetch_files(asset, root, todo, progress, base_url, timeout)
+    return root
+
+
+def _only(asset: Asset, f: AssetFile) -> Asset:
+    return dataclasses.replace(asset, files=(f,))
+
+
+@contextlib.contextmanager
+def _fetch_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on ``<root>/../.<asset>.lock`` while downloading (POSIX; elsewhere a
+    no-op): a second process waits, then finds the files the first one downloaded."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(root.parent / f".{root.name}.lock", "ab")
+    except OSError as e:
+        raise _write_error(root.parent, e) from None
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _fetch_files(
+    asset: Asset,
+    root: Path,
+    todo: list[AssetFile],
+    progress: bool,
+    base_url: str | None,
+    timeout: float | None,
+) -> None:
     bar = _Progress(asset, root, todo, progress)
     try:
         for f in todo:
@@ -770,7 +814,6 @@ def fetch(
             )
     finally:
         bar.close()
-    return root
 
 
 def plan(names: Iterable[str] | None = None) -> list[dict]:

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ class Server:
     ``stall``:    path -> n   send ``n`` bytes, then stop answering (until the test ends);
     ``stall_headers``: paths  accept the connection and never answer;
     ``no_range``: paths       ignore ``Range`` requests (answer 200 with the whole file);
-    ``redirect``: path -> url answer 302 to ``url``.
+    ``redirect``: path -> url answer 302 to ``url``;
+    ``delay``:    path -> s   wait ``s`` seconds before answering.
 
     ``requests`` records ``(path, Range header)`` of every GET.
     """
@@ -49,6 +51,7 @@ class Server:
         self.stall_headers: set[str] = set()
         self.no_range: set[str] = set()
         self.redirect: dict[str, str] = {}
+        self.delay: dict[str, float] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.release = threading.Event()
         srv = self
@@ -72,6 +75,7 @@ class Server:
                 if path in srv.stall_headers:
                     srv.release.wait(30)
                     return
+                time.sleep(srv.delay.get(path, 0.0))
                 body = srv.files.get(path)
                 if body is None:
                     self.send_error(404)
@@ -463,3 +467,36 @@ def test_redirects_are_followed_but_never_to_plain_http(server, online):
     with pytest.raises(DownloadError, match=r"refusing to download http://example\.com.*https"):
         data.fetch(asset, force=True, progress=False)
     _consistent(online / "toy", asset)
+
+
+def test_stall_before_any_byte_leaves_no_part_file(server, online):
+    asset = _toy(server)
+    server.stall["up/plain.bin"] = 0
+    with pytest.raises(
+        DownloadError, match=r"no data for 1 s after 0 of 102400.*nothing was saved"
+    ):
+        data.fetch(asset, progress=False, timeout=1)
+    assert not (online / "toy").exists() or not list((online / "toy").rglob("*"))
+
+
+def test_two_concurrent_fetches_download_each_file_once(server, online):
+    """The second process (here: thread) waits for the first one's lock, then finds the files."""
+    asset = _toy(server)
+    server.delay["up/plain.bin"] = 0.3
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            data.fetch(asset, progress=False)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    paths = [r[0] for r in server.requests]
+    assert sorted(paths) == sorted(set(paths)) and len(paths) == 3
+    assert data.status(asset, verify=True).state == "present"
