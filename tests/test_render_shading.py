@@ -136,3 +136,24 @@ def test_encodings():
     depth = torch.tensor([[[2.0, 4.0, 9.0]]])
     img = depth_to_image(depth, torch.tensor([[[True, True, False]]]))
     assert img[0, 0, 0] == 1.0 and img[0, 0, 1] == pytest.approx(0.2) and img[0, 0, 2] == 0
+
+
+def test_normalized_blinn_phong_is_the_energy_normalised_lobe():
+    from facelab.render import normalized_blinn_phong
+
+    D = torch.float64
+    n = torch.tensor([[0.0, 0.0, -1.0]], dtype=D)
+    # mirror configuration n = l = v: the lobe's peak (s + 8) / (8 pi)
+    for s in (1.0, 20.0, 200.0):
+        val = normalized_blinn_phong(n, n, n, s)
+        torch.testing.assert_close(val, torch.tensor([(s + 8) / (8 * math.pi)], dtype=D))
+    # it is blinn_phong times (s + 8) / (8 pi) times n.l for a light in front
+    ll = torch.nn.functional.normalize(torch.tensor([[0.3, -0.2, -1.0]], dtype=D), dim=-1)
+    v = torch.nn.functional.normalize(torch.tensor([[-0.1, 0.1, -1.0]], dtype=D), dim=-1)
+    classic = blinn_phong(n, ll, v, shininess=20.0)[..., 0]
+    nl = (n * ll).sum(-1)
+    torch.testing.assert_close(
+        normalized_blinn_phong(n, ll, v, 20.0), classic * 28 / (8 * math.pi) * nl
+    )
+    # light behind the surface: 0
+    assert float(normalized_blinn_phong(n, -n, n, 20.0)) == 0.0

@@ -41,6 +41,7 @@ __all__ = [
     "SH_C",
     "SH_LAMBERT",
     "blinn_phong",
+    "normalized_blinn_phong",
     "depth_to_image",
     "encode_normals",
     "lambert",
@@ -213,6 +214,31 @@ def blinn_phong(
     if isinstance(specular_color, torch.Tensor):
         return spec * _per_image(specular_color, normals, 1)
     return spec * specular_color
+
+
+def normalized_blinn_phong(
+    normals: torch.Tensor,
+    light_dir: torch.Tensor,
+    view_dir: torch.Tensor,
+    shininess: torch.Tensor | float,
+) -> torch.Tensor:
+    """Energy-normalised Blinn-Phong lobe ``(s + 8) / (8 pi) max(0, n . h)^s max(0, n . l)``
+    with ``h = normalize(l + v)`` — the physically based variant (it integrates to at most 1
+    over the hemisphere, so a sharper highlight is brighter), unlike :func:`blinn_phong`, the
+    classic unnormalised ``max(0, n . h)^s``. The world's specular highlights use it.
+
+    Args:
+        normals, light_dir, view_dir: ``(..., 3)`` unit vectors of the same shape (e.g.
+            packed pixels ``(P, 3)``).
+        shininess: ``(...)`` or float exponent ``s``.
+
+    Returns:
+        ``(...)``.
+    """
+    h = torch.nn.functional.normalize(light_dir + view_dir, dim=-1)
+    nh = (normals * h).sum(-1).clamp_min(0)
+    nl = (normals * light_dir).sum(-1).clamp_min(0)
+    return (shininess + 8.0) / (8.0 * math.pi) * nh.pow(shininess) * nl
 
 
 def encode_normals(normals: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

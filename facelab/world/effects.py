@@ -2,7 +2,8 @@
 
 Formulas (camera space; ``n`` unit normal, ``v`` unit vector to the camera, ``l`` to the light):
 
-- **Blinn-Phong specular** (energy-normalised): ``k_s (s + 8) / (8 pi) max(0, <n, h>)^s
+- **Blinn-Phong specular** (energy-normalised,
+  :func:`facelab.render.shading.normalized_blinn_phong`): ``k_s (s + 8) / (8 pi) max(0, <n, h>)^s
   max(0, <n, l>) c`` with ``h = normalize(l + v)`` and shininess ``s = 2 / alpha^2 - 2``,
   ``alpha = roughness^2`` (the Beckmann-Phong correspondence, Walter et al. 2007).
 - **Schlick Fresnel** ``F = F0 + (1 - F0)(1 - <n, v>)^5`` with ``F0 = 0.028`` (skin, IOR 1.4)
@@ -15,10 +16,11 @@ Formulas (camera space; ``n`` unit normal, ``v`` unit vector to the camera, ``l`
 
 from __future__ import annotations
 
-import math
+import warnings
 
 import torch
 
+from ..render.shading import normalized_blinn_phong
 from .background import gaussian_blur
 
 SKIN_F0 = 0.028
@@ -38,14 +40,16 @@ def blinn_phong(
     light_dir: torch.Tensor,
     shininess: torch.Tensor,
 ) -> torch.Tensor:
-    """Normalised Blinn-Phong lobe ``(s + 8) / (8 pi) max(0, <n, h>)^s max(0, <n, l>)``: ``(P,)``.
-
-    ``n, v, light_dir (P, 3)`` unit vectors, ``shininess (P,)``.
-    """
-    h = torch.nn.functional.normalize(light_dir + v, dim=-1)
-    nh = (n * h).sum(-1).clamp_min(0)
-    nl = (n * light_dir).sum(-1).clamp_min(0)
-    return (shininess + 8.0) / (8.0 * math.pi) * nh.pow(shininess) * nl
+    """Deprecated name: :func:`facelab.render.shading.normalized_blinn_phong` (note its argument
+    order ``(normals, light_dir, view_dir, shininess)``); ``facelab.render.blinn_phong`` is the
+    unnormalised classic. Kept so old imports work."""
+    warnings.warn(
+        "facelab.world.effects.blinn_phong is normalized_blinn_phong in facelab.render.shading "
+        "(arguments normals, light_dir, view_dir, shininess)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return normalized_blinn_phong(n, light_dir, v, shininess)
 
 
 def schlick_fresnel(n: torch.Tensor, v: torch.Tensor, f0: float = SKIN_F0) -> torch.Tensor:

@@ -50,12 +50,11 @@ from ..geometry.rotation import (
 )
 from ..models.params import FaceParams
 from ..render import interpolate_packed, rasterize
-from ..render.shading import sh_basis, sh_shading
+from ..render.shading import normalized_blinn_phong, sh_basis, sh_shading
 from .background import PatchBank, fbm, sample_background
 from .config import WorldConfig
 from .effects import (
     WRAP_RGB,
-    blinn_phong,
     masked_blur,
     polygon_inside,
     reflect,
@@ -676,7 +675,7 @@ class WorldRenderer:
                     sel = part == k
                     ks = torch.where(sel, ks * mult, ks)
                     rough = torch.where(sel, torch.full_like(rough, r), rough)
-            lobe = blinn_phong(n, v, ldir, shininess_from_roughness(rough))
+            lobe = normalized_blinn_phong(n, ldir, v, shininess_from_roughness(rough))
             if vis is not None:
                 lobe = lobe * (1 - k_sh * (1 - vis))
             spec = (ks * lobe)[:, None] * kcol
