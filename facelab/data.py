@@ -862,7 +862,8 @@ def require(name: str | Asset, rel: str, *, progress: bool = True) -> Path:
     try:
         fetch(asset, progress=progress)
     except (DownloadError, AssetCorrupt) as e:
-        raise AssetMissing(f"{missing}\n  facelab tried to download it and failed: {e}") from None
+        why = str(e).strip().splitlines()[0]  # what failed (the rest repeats `missing`)
+        raise AssetMissing(f"{missing}\n  facelab tried to download it and failed: {why}") from None
     return find_file(asset, rel)
 
 
