@@ -284,7 +284,7 @@ def test_compare_command_writes_the_page_and_the_distance(tmp_path, capsys, mode
     d_b = tmp_path / "b"
     b.save(d_b, report=False)
     out = tmp_path / "cmp" / "compare.html"
-    rc = main(["compare", str(d_a), str(d_b), "--out", str(out), "--labels", "ours", "shifted",
+    rc = main(["compare", str(d_a), str(d_b), "--out", str(out), "--labels", "ours", "shifted", "--size", "64",
                "--json"])  # fmt: skip
     r = json.loads(capsys.readouterr().out)
     assert rc == 0 and out.is_file() and r["same_topology"] is True
@@ -300,7 +300,7 @@ def test_compare_command_writes_the_page_and_the_distance(tmp_path, capsys, mode
     fig = [s for s in page.scripts if "facelab-compare3d" in s]
     assert len(fig) == 1 and '"intensity"' in fig[0] and "shifted" in fig[0]
     # text output and errors
-    rc = main(["compare", str(d_a), str(d_b), "--out", str(out)])
+    rc = main(["compare", str(d_a), str(d_b), "--out", str(out), "--size", "64"])
     assert rc == 0 and "distance mean 1.00 mm" in capsys.readouterr().out
     rc = main(["compare", str(d_a), str(tmp_path / "nope"), "--out", str(out)])
     assert rc == 1 and "no such folder" in capsys.readouterr().err

@@ -563,7 +563,10 @@ def _mesh3d_div(
         traces.append((name, mesh_trace(ev.detach().cpu().double().numpy(), f, name=name,
                                         color="rgb(200,200,200)")))  # fmt: skip
     if intensity is not None:
-        tr = mesh_trace(v, f, intensity=intensity, colorscale=HEAT_COLORSCALE, name="distance")
+        tr = mesh_trace(
+            v, f, intensity=intensity, colorscale=HEAT_COLORSCALE, name="distance", cmin=0.0,
+            cmax=max(float(np.max(intensity)), 1e-9),
+        )  # fmt: skip
         tr.update(colorbar={"title": {"text": colorbar_title}})
         traces.append(("distance", tr))
     data = [t for _, t in traces]
@@ -669,19 +672,40 @@ def _shape_section(
     return "".join(out)
 
 
-def _photo_figures(result: FitResult, width: int = 360) -> tuple[str, float]:
+def _face_box(result: FitResult, mask: torch.Tensor, scale: float = 1.9) -> tuple[int, ...]:
+    """Square ``(y0, y1, x0, x1)`` around the landmarks and the face pixels, inside the photo."""
+    H, W = (int(n) for n in result.image.shape[-2:])
+    pts = [_cpu(result.landmarks).double(), _cpu(result.projected_landmarks).double()]
+    if bool(mask.any()):
+        ij = torch.nonzero(mask).double()
+        pts.append(torch.stack([ij[:, 1], ij[:, 0]], -1))
+    p = torch.cat(pts)
+    p = p[torch.isfinite(p).all(1)]
+    if len(p) == 0:
+        return 0, H, 0, W
+    lo, hi = p.amin(0), p.amax(0)
+    c = (lo + hi) / 2
+    side = min(max(float((hi - lo).max()) * scale / 1.4, 16.0), float(min(H, W)))
+    x0 = int(round(min(max(float(c[0]) - side / 2, 0.0), W - side)))
+    y0 = int(round(min(max(float(c[1]) - side / 2, 0.0), H - side)))
+    return y0, y0 + int(side), x0, x0 + int(side)
+
+
+def _photo_figures(result: FitResult, width: int = 320) -> tuple[str, float]:
     mask = face_pixel_mask(result)
     H, W = result.image.shape[-2:]
     photo_uri = image_data_uri(result.image, "jpeg")
     diff, mad = difference_image(result, mask)
+    y0, y1, x0, x1 = _face_box(result, mask)
+    ov = face_overlay(result, 0.6, mask)[:, y0:y1, x0:x1]
     figs = [
         _figure(photo_uri, "photo", width),
+        _figure(image_data_uri(ov, "jpeg"), "fit over the photo (face region, zoomed)", width),
         _figure(
-            image_data_uri(face_overlay(result, 0.6, mask), "jpeg"),
-            "fit over the photo (face region)",
+            image_data_uri(diff[:, y0:y1, x0:x1], "jpeg"),
+            f"|photo - render| in the face region, mean {mad:.3f}",
             width,
         ),
-        _figure(image_data_uri(diff, "jpeg"), f"|photo - render|, mean {mad:.3f}", width),
         "<figure>"
         + _landmark_svg(
             photo_uri, (int(H), int(W)), result.landmarks, result.projected_landmarks, width
@@ -1135,6 +1159,8 @@ def compare_report_html(
                               uvs=F.uvs, uv_faces=F.uv_faces, **kw)  # fmt: skip
             body.append(f"<h3>{html.escape(F.label)}</h3>" + _views_html(img, VIEW_YAWS, F.label))
     heat = heat_colors(d, 0.0, hi)
+    top = "the 95th percentile" if vmax_mm is None else f"{hi:g} mm"
+    label = f"distance (mm); the top colour is {top} and above"
     body += [
         f"<h2>Distance on the mesh ({html.escape(A.label)} to {html.escape(B.label)}, mm)</h2>",
         _views_html(
@@ -1142,7 +1168,7 @@ def compare_report_html(
             VIEW_YAWS,
             "distance",
         ),  # fmt: skip
-        f"<div>{_colorbar_svg(0.0, hi, 'distance (mm); the top colour is the 95th percentile and above')}</div>",
+        f"<div>{_colorbar_svg(0.0, hi, label, 460)}</div>",
         "<h3>Interactive</h3><p class='note'>Buttons: the first shape, the second, the distance.</p>",
         '<div class="plot3d">'
         + _mesh3d_div(
