@@ -100,3 +100,30 @@ def test_texture_bad_inputs():
         texture(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, 3))
     with pytest.raises(InvalidInput, match="batch"):
         texture(torch.zeros(2, 3, 4, 4), torch.zeros(3, 4, 4, 2))
+
+
+def test_sample_points_is_texture_at_scattered_points():
+    from facelab.render.texture import sample_points, texture
+
+    g = torch.Generator().manual_seed(0)
+    tex = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    uv = torch.rand(2, 5, 2, generator=g, dtype=torch.float64)
+    pts = sample_points(tex, uv)
+    assert pts.shape == (2, 5, 3)
+    torch.testing.assert_close(pts, texture(tex, uv[:, None], mip=False)[:, 0])
+    # texel centre (i, j) at ((j + 0.5) / W, 1 - (i + 0.5) / H): exact texel value
+    c = torch.tensor([[(2 + 0.5) / 8, 1 - (5 + 0.5) / 8]], dtype=torch.float64)
+    torch.testing.assert_close(sample_points(tex, c)[:, 0], tex[:, :, 5, 2])
+
+
+def test_vertex_uvs_is_deterministic_last_corner():
+    from facelab.fit.albedo import vertex_uvs
+    from facelab.models import load
+
+    m = load("builtin")
+    uv = vertex_uvs(m)
+    ref = torch.zeros_like(uv)
+    fv, ft = m.faces.reshape(-1).tolist(), m.uv_faces.reshape(-1).tolist()
+    for v, t in zip(fv, ft):  # the last corner of each vertex wins, in face order
+        ref[v] = m.uvs[t]
+    torch.testing.assert_close(uv, ref, rtol=0, atol=0)

@@ -13,7 +13,6 @@ model's UV layout) and sample its mean and components at each vertex's UV coordi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import InvalidInput
 
@@ -22,18 +21,22 @@ def vertex_uvs(model) -> torch.Tensor:
     """``(V, 2)`` one UV coordinate per vertex (a seam vertex takes one of its UVs)."""
     if model.uvs is None or model.uv_faces is None:
         raise InvalidInput(f"model {model.name!r} has no UVs")
-    uv = torch.zeros(model.n_vertices, 2, dtype=model.uvs.dtype, device=model.device)
-    uv[model.faces.reshape(-1)] = model.uvs[model.uv_faces.reshape(-1)]
-    return uv
+    # deterministic: the UV of the vertex's last face corner (a duplicate-index scatter picks
+    # an arbitrary one on CUDA); unreferenced vertices get (0, 0)
+    fv = model.faces.reshape(-1).long()
+    corner = torch.arange(fv.numel(), device=fv.device)
+    last = torch.full((model.n_vertices,), -1, dtype=torch.long, device=fv.device)
+    last = last.scatter_reduce(0, fv, corner, reduce="amax")
+    uv = model.uvs[model.uv_faces.reshape(-1).long()[last.clamp_min(0)]]
+    return torch.where((last >= 0)[:, None], uv, torch.zeros_like(uv))
 
 
 def sample_uv_map(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup of ``tex (C, 3, S, S)`` (OBJ convention, v up) at ``uv (V, 2)`` ->
     ``(C, V, 3)``."""
-    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1).to(tex.dtype)
-    grid = grid[None, None].expand(tex.shape[0], 1, -1, -1)
-    out = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out[:, :, 0].transpose(1, 2)
+    from ..render.texture import sample_points
+
+    return sample_points(tex, uv)
 
 
 def vertex_albedo_model(

@@ -1274,13 +1274,12 @@ def sample_uv(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     [0, 1] take the border texel (``padding_mode="border"``), so UDIM tiles beyond the
     first one get edge colours rather than wrapped facial features.
     """
+    from ..render.texture import sample_points
+
     check_shape("image", image, (None, None, None, None))
-    if uv.dim() == 2:
-        uv = uv.unsqueeze(0).expand(image.shape[0], -1, -1)
-    check_shape("uv", uv, (image.shape[0], None, 2))
-    grid = torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], -1).to(image.dtype)[:, None]
-    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out[:, :, 0].transpose(1, 2)
+    if uv.dim() == 3:
+        check_shape("uv", uv, (image.shape[0], None, 2))
+    return sample_points(image, uv)  # the one bilinear point lookup
 
 
 def sample_vertex_albedo(

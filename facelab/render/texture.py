@@ -25,7 +25,7 @@ import torch.nn.functional as Fn
 
 from ..errors import InvalidInput
 
-__all__ = ["mipmap_pyramid", "texture", "uv_footprint"]
+__all__ = ["mipmap_pyramid", "sample_points", "texture", "uv_footprint"]
 
 
 def mipmap_pyramid(tex: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:
@@ -44,6 +44,26 @@ def _sample(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], -1).to(tex.dtype)
     out = Fn.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.permute(0, 2, 3, 1)
+
+
+def sample_points(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup of ``tex (B, C, Ht, Wt)`` at scattered points ``uv (B, N, 2)`` or
+    ``(N, 2)`` (shared by the batch) -> ``(B, N, C)``; clamp-to-edge outside ``[0, 1]``.
+
+    The library's one point lookup (per-vertex colours from a UV map, roughness at packed
+    pixels): the same bilinear filter as :func:`texture` without mipmapping (points have no
+    footprint).
+    """
+    if tex.dim() != 4:
+        raise InvalidInput(f"texture must be (B, C, Ht, Wt), got {tuple(tex.shape)}")
+    if uv.dim() == 2:
+        uv = uv.unsqueeze(0).expand(tex.shape[0], -1, -1)
+    if uv.dim() != 3 or uv.shape[-1] != 2 or uv.shape[0] != tex.shape[0]:
+        raise InvalidInput(
+            f"uv must be (N, 2) or ({tex.shape[0]}, N, 2) for a texture batch of "
+            f"{tex.shape[0]}, got {tuple(uv.shape)}"
+        )
+    return _sample(tex, uv[:, None])[:, 0]
 
 
 def uv_footprint(

@@ -51,6 +51,7 @@ from ..geometry.rotation import (
 from ..models.params import FaceParams
 from ..render import interpolate_packed, rasterize
 from ..render.shading import normalized_blinn_phong, sh_basis, sh_shading
+from ..render.texture import sample_points
 from .background import PatchBank, fbm, sample_background
 from .config import WorldConfig
 from .effects import (
@@ -814,15 +815,13 @@ def _sample_uv(tex: torch.Tensor, uv: torch.Tensor, bidx: torch.Tensor) -> torch
     """Bilinear lookup of ``tex (B, C, S, S)`` at packed ``uv (Np, 2)`` (v up) of images
     ``bidx (Np,)``: ``(Np, C)``."""
     B, C, S, _ = tex.shape
-    # Pad each image's pixels into one grid row: grid_sample needs (B, 1, Nmax, 2).
+    # Pad each image's pixels into one row of points per image: (B, Nmax, 2).
     counts = torch.bincount(bidx, minlength=B)
     nmax = int(counts.max()) if counts.numel() else 0
     if nmax == 0:
         return tex.new_zeros(0, C)
     start = torch.cumsum(counts, 0) - counts
     pos = torch.arange(bidx.numel(), device=bidx.device) - start[bidx]
-    grid = tex.new_zeros(B, 1, nmax, 2)
-    g = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1).to(tex.dtype)
-    grid[bidx, 0, pos] = g
-    out = F.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out[bidx, :, 0, pos]
+    grid = tex.new_zeros(B, nmax, 2)
+    grid[bidx, pos] = uv.to(tex.dtype)
+    return sample_points(tex, grid)[bidx, pos]  # the one bilinear point lookup
