@@ -315,3 +315,45 @@ def test_compare_different_topologies_uses_nearest_vertices(model, result):
     d, same = rep.shape_distance(a, b)
     assert not same and d.shape == (result.vertices.shape[0],)
     assert float(d[keep.numpy()].max()) == 0.0 and float(d.max()) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# facelab fit: --glb and the shared-identity page (the fit itself is stubbed: known results)
+
+
+def test_fit_cli_glb_and_shared_identity_page(tmp_path, capsys, model, monkeypatch):
+    import facelab.fit as fit_pkg
+
+    made: list[FitResult] = []
+
+    def fake_multi(photos, **kw):
+        for k in range(len(photos)):
+            r = _result(model, shift=float(k))
+            r.face_vertices = None  # the CLI fills in the model's face region
+            made.append(r)
+        return list(made)
+
+    monkeypatch.setattr(fit_pkg, "fit_multi", fake_multi)
+    photos = []
+    for k in range(2):
+        p = tmp_path / f"p{k}.png"
+        p.write_bytes(b"not read: the fit is stubbed")
+        photos.append(str(p))
+    out = tmp_path / "out"
+    rc = main(["fit", *photos, "--shared-identity", "--out", str(out), "--model", "builtin",
+               "--glb", "--json", "--quiet"])  # fmt: skip
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(r["results"]) == 2
+    for row in r["results"]:
+        assert (tmp_path / row["files"]["glb"]).is_file()
+        assert (tmp_path / row["files"]["report"]).is_file()
+    assert all(torch.equal(m.face_vertices, model.regions["face"]) for m in made)
+    text = (out / "report.html").read_text(encoding="utf-8")
+    page = _parse(text)
+    _assert_offline(page)
+    assert text.count('class="row"') == 2 and "the shared identity at a neutral expression" in text
+    # each row links to its photo's own report, relative to the page
+    hrefs = [a["href"] for t, a in page.tags if t == "a"]
+    assert sorted(h for h in hrefs if h.endswith("report.html")) == [
+        "00_p0/report.html", "01_p1/report.html"
+    ]  # fmt: skip
