@@ -634,4 +634,5 @@ def test_gallery_rows_are_realism_levels_of_the_same_samples():
     assert np.abs(tile(0, 0) - tile(1, 0)).mean() > 5
     assert np.abs(tile(0, 0) - tile(0, 1)).mean() > 5  # two different samples
     gt = np.asarray(ground_truth_figure("builtin", size=32, n=2, seed=0))
-    assert gt.shape == (2 * 34, 5 * 34, 3)
+    assert gt.shape == (14 + 2 * 34, 5 * 34, 3)  # a 14-px row of column labels on top
+    assert gt[:14].min() < 100 and gt[:14, :, 0].mean() > 200  # dark label text on white

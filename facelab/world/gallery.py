@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["gallery", "ground_truth_figure"]
 
@@ -57,7 +57,8 @@ def gallery(
 def ground_truth_figure(
     model: str = "builtin", size: int = 128, n: int = 3, seed: int = 0
 ) -> Image.Image:
-    """Rows = samples; columns = photo, face mask, depth, normals, landmarks."""
+    """Rows = samples; columns (labelled on top) = photo, masks (face and skin), depth, normals,
+    landmarks (green visible, red hidden)."""
     from ..models import load
     from ..render.shading import depth_to_image
     from .config import WorldConfig
@@ -68,10 +69,21 @@ def ground_truth_figure(
         list(range(n)), seed
     )
     pad = 2
-    canvas = Image.new("RGB", (5 * (size + pad), n * (size + pad)), (255, 255, 255))
+    head = max(14, size // 7)  # a row of column labels on top
+    canvas = Image.new("RGB", (5 * (size + pad), head + n * (size + pad)), (255, 255, 255))
+    labels = ["photo", "masks", "depth", "normals", "landmarks"]
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=max(10, head - 4))
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        font = ImageFont.load_default()
+    for c, text in enumerate(labels):
+        x0 = c * (size + pad)
+        w = draw.textlength(text, font=font)
+        draw.text((x0 + (size - w) / 2, 1), text, fill=(0, 0, 0), font=font)
     dep = depth_to_image(out["depth"], out["mask"])
     for b in range(n):
-        y = b * (size + pad)
+        y = head + b * (size + pad)
         tiles = [
             out["image"][b],
             out["mask_face"][b].float()[None].expand(3, -1, -1) * 0.5
