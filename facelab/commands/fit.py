@@ -21,7 +21,11 @@ Several photos are fitted one by one, each into ``DIR/NN_STEM/``; with ``--share
 they are taken as one person and fitted together (one identity, one pose / expression /
 light per photo, :func:`facelab.fit.fit_multi`). A progress bar runs on stderr
 (``--quiet`` hides it). Exit code 1 with a message when no face is found, the face is too
-small, or the fit diverges.
+small, or the fit diverges. Without ``--shared-identity`` each photo is saved as soon as it is
+fitted; a photo that fails does not stop the others: the failures are listed at the end
+(stderr, and in ``--json`` as ``results`` rows ``{"photo", "dir": null, "error": {"type",
+"message"}}`` plus ``failed``) and the exit code is 1. ``--device`` and ``--threads`` as
+for every command (default cpu, 1 thread).
 
 ``--json`` output (stable keys)::
 
@@ -40,7 +44,8 @@ small, or the fit diverges.
          "landmark_nme": float,         # fitted vs detected, outer-eye normalised
          "timings": {"detect", "landmarks", "photometric", "total", ...},  # seconds
          "warnings": [str]}
-      ]
+      ],
+      "failed":          [PHOTO]        # photos that failed (their rows carry "error")
     }
 """
 
@@ -51,7 +56,15 @@ import re
 import time
 from pathlib import Path
 
-from ._util import print_json
+from ._util import (
+    add_device,
+    add_json,
+    add_model,
+    add_threads,
+    check_output_dir,
+    print_json,
+    setup_compute,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("photos", metavar="PHOTO", nargs="+", help="image file(s) (JPEG, PNG, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--model", default="ict-face", help="face model (default: ict-face)")
+    add_model(p, default="ict-face")
     p.add_argument(
         "--fast", action="store_true", help="FAST mode: 128-px crop and a short schedule"
     )
@@ -87,14 +100,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resolution", type=int, default=None, help="photometric crop size in pixels (192)"
     )
     p.add_argument("--glb", action="store_true", help="also write mesh.glb (binary glTF)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    add_threads(p)
+    add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_json(p)
     p.set_defaults(func=handler)
 
 
 def _face_policy(value: str) -> str | int:
-    return int(value) if re.fullmatch(r"\d+", value) else value
+    from ..errors import InvalidInput
+
+    if re.fullmatch(r"\d+", value):
+        return int(value)
+    if value not in ("largest", "single"):
+        raise InvalidInput(
+            f"--face must be 'largest', 'single' or a face index (0, 1, ...), got {value!r}"
+        )
+    return value
 
 
 def _subdir(out: Path, i: int, photo: str, n: int) -> Path:
@@ -122,17 +144,11 @@ def _row(photo: str, d: Path, paths: dict, res) -> dict:
 def handler(args: argparse.Namespace) -> int:
     import sys
 
-    import torch
-
-    from ..errors import InvalidInput
+    from ..errors import FacelabError, InvalidInput
     from ..fit import FitConfig, fit, fit_multi
     from ..models import load
 
     t0 = time.perf_counter()
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InvalidInput(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     if args.shared_identity and len(args.photos) < 2:
         raise InvalidInput("--shared-identity needs at least two photos of the same person")
     for ph in args.photos:
@@ -142,8 +158,10 @@ def handler(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--resolution must be >= 32 pixels, got {args.resolution}")
     cfg = FitConfig() if args.resolution is None else FitConfig(resolution=args.resolution)
     face = _face_policy(args.face)
-    model = load(args.model)
     out = Path(args.out)
+    check_output_dir(out)
+    device = setup_compute(args)
+    model = load(args.model, device=device)
     common = dict(
         model=model,
         config=cfg,
@@ -153,24 +171,39 @@ def handler(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     n = len(args.photos)
-    if args.shared_identity:
-        results = fit_multi(list(args.photos), **common)
-    else:
-        results = []
-        for i, ph in enumerate(args.photos):
-            if n > 1 and not args.quiet:
-                print(f"[{i + 1}/{n}] {ph}", file=sys.stderr)
-            results.append(fit(ph, **common))
-    from ..fit.result import face_region
 
-    rows, all_paths = [], []
-    for i, (ph, res) in enumerate(zip(args.photos, results)):
+    def save(i: int, ph: str, res) -> dict:
+        from ..fit.result import face_region
+
         d = _subdir(out, i, ph, n)
         if res.face_vertices is None:
             res.face_vertices = face_region(model)  # the report blends the face region only
         paths = res.save(d, glb=getattr(args, "glb", False))
         all_paths.append(paths)
-        rows.append(_row(ph, d, paths, res))
+        return _row(ph, d, paths, res)
+
+    rows: list[dict] = []
+    all_paths: list[dict] = []
+    failed: list[str] = []
+    if args.shared_identity:  # one fit of all photos: it succeeds or fails as a whole
+        results = fit_multi(list(args.photos), **common)
+        rows = [save(i, ph, res) for i, (ph, res) in enumerate(zip(args.photos, results))]
+    else:
+        # each photo is saved as soon as it is fitted; a failure is recorded and the rest go on
+        results = []
+        for i, ph in enumerate(args.photos):
+            if n > 1 and not args.quiet:
+                print(f"[{i + 1}/{n}] {ph}", file=sys.stderr)
+            try:
+                res = fit(ph, **common)
+                rows.append(save(i, ph, res))
+                results.append(res)
+            except (FacelabError, OSError) as e:
+                if n == 1:
+                    raise
+                failed.append(ph)
+                err = {"type": type(e).__name__, "message": str(e)}
+                rows.append({"photo": ph, "dir": None, "error": err})
     if args.shared_identity:
         from ..viz.report import save_report
 
@@ -182,16 +215,34 @@ def handler(args: argparse.Namespace) -> int:
         print_json(
             {
                 "out": str(out),
-                "model": args.model,
+                "model": getattr(model, "name", args.model),
                 "fast": bool(args.fast),
                 "photometric": not args.landmarks_only,
                 "shared_identity": bool(args.shared_identity),
                 "seconds": round(seconds, 3),
                 "results": rows,
+                "failed": failed,
             }
         )
-        return 0
+    else:
+        _print_rows(rows, seconds)
+    if failed:
+        for r in rows:
+            if "error" in r:
+                print(f"facelab fit: {r['photo']}: {r['error']['message']}", file=sys.stderr)
+        print(
+            f"facelab fit: error: {n - len(failed)} of {n} photos fitted; failed: "
+            + ", ".join(failed),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _print_rows(rows: list[dict], seconds: float) -> None:
     for r in rows:
+        if "error" in r:
+            continue
         yaw, pitch, roll = r["ypr_degrees"]
         print(
             f"{r['photo']}: yaw {yaw:+.1f} pitch {pitch:+.1f} roll {roll:+.1f} deg, landmark "
@@ -200,4 +251,3 @@ def handler(args: argparse.Namespace) -> int:
         for w in r["warnings"]:
             print(f"  warning: {w}")
     print(f"wrote mesh.obj, params.json, overlay.png, report.html ({seconds:.1f} s)")
-    return 0
