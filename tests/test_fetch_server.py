@@ -500,3 +500,12 @@ def test_two_concurrent_fetches_download_each_file_once(server, online):
     paths = [r[0] for r in server.requests]
     assert sorted(paths) == sorted(set(paths)) and len(paths) == 3
     assert data.status(asset, verify=True).state == "present"
+
+
+def test_unusable_cache_folder_is_reported_as_such(server, online, monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(DownloadError, match=r"could not write .*a-file.*ENOTDIR") as e:
+        data.fetch(_toy(server), progress=False)
+    assert "offline" not in str(e.value)
+    assert server.requests == []  # nothing was downloaded into nowhere
