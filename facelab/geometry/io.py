@@ -37,6 +37,7 @@ __all__ = [
     "load_mesh",
     "load_obj",
     "load_obj_vertices",
+    "parse_obj_vertices",
     "load_ply",
     "save_glb",
     "save_mesh",
@@ -132,24 +133,47 @@ def _vertex_block(data: bytes) -> np.ndarray | None:
     return flat.reshape(n, width)
 
 
-def load_obj_vertices(path: PathLike, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Only the vertex positions ``(V, 3)`` of an OBJ file (``.obj`` or ``.obj.gz``).
-
-    Skips everything but ``v`` lines: when they form one contiguous block (as written by every
-    exporter) the block is parsed by a single ``np.fromstring`` call, else by a regex over the
-    text. For loading many meshes that share a topology (blendshapes, PCA components). Extra
-    columns (vertex colours) are ignored.
-    """
-    data = _read_bytes(path)
+def _vertex_rows(data: bytes, path: PathLike) -> np.ndarray:
+    """All columns of the ``v`` lines, ``(V, K)`` with ``K >= 3``."""
     v = _vertex_block(data)
     if v is None:
         lines = _V_RE.findall(data)
         if not lines:
-            raise ModelFormatError(f"{path}: no `v` lines; is this a Wavefront OBJ file?")
+            raise ModelFormatError(
+                f"{path}: no vertices (no `v` lines); is this a Wavefront OBJ file?"
+            )
         v = _parse_floats(lines, "v", path)
     if v.shape[1] < 3:
         raise ModelFormatError(f"{path}: `v` lines need 3 coordinates, found {v.shape[1]}")
-    return torch.from_numpy(np.ascontiguousarray(v[:, :3])).to(dtype)
+    return v
+
+
+def parse_obj_vertices(data: bytes, path: PathLike = "<bytes>", strict: bool = False) -> np.ndarray:
+    """The ``v`` lines of OBJ text ``data`` as ``(V, 3) float64``: the library's one OBJ vertex
+    parser (:func:`load_obj`, :func:`load_obj_vertices` and the ICT loader use it).
+
+    Fast path: all ``v`` lines in one contiguous block (as every exporter writes them) are
+    parsed by a single ``np.fromstring`` call; else a regex collects them (interleaved
+    objects, comments). Extra columns (vertex colours) are dropped, or raise
+    :class:`ModelFormatError` when ``strict``.
+    """
+    v = _vertex_rows(data, path)
+    if strict and v.shape[1] != 3:
+        raise ModelFormatError(
+            f"{path}: expected 3 numbers on each of {v.shape[0]} `v` lines, found "
+            f"{v.shape[1]} (vertex colours are not supported here)"
+        )
+    return np.ascontiguousarray(v[:, :3])
+
+
+def load_obj_vertices(path: PathLike, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Only the vertex positions ``(V, 3)`` of an OBJ file (``.obj`` or ``.obj.gz``).
+
+    Skips everything but ``v`` lines (:func:`parse_obj_vertices`). For loading many meshes
+    that share a topology (blendshapes, PCA components). Extra columns (vertex colours) are
+    ignored.
+    """
+    return torch.from_numpy(parse_obj_vertices(_read_bytes(path), path)).to(dtype)
 
 
 def _parse_faces_fast(face_lines: list[bytes]):
@@ -223,14 +247,7 @@ def load_obj(path: PathLike, dtype: torch.dtype = torch.float32) -> Mesh:
         ModelFormatError: not parseable as OBJ, or indices out of range.
     """
     data = _read_bytes(path)
-    v = _vertex_block(data)
-    if v is None:
-        vlines = _V_RE.findall(data)
-        if not vlines:
-            raise ModelFormatError(f"{path}: no `v` lines; is this a Wavefront OBJ file?")
-        v = _parse_floats(vlines, "v", path)
-    if v.shape[1] < 3:
-        raise ModelFormatError(f"{path}: `v` lines need 3 coordinates")
+    v = _vertex_rows(data, path)
     colors = None
     if v.shape[1] >= 6:
         colors = v[:, 3:6]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import warnings
 import zlib
 from pathlib import Path
 
@@ -51,7 +49,7 @@ def asset_present(asset: str, rel: str) -> Path | None:
         return None
 
 
-def _vertex_block(buf: bytes, final: bool) -> tuple[int, int] | None:
+def _vertex_span(buf: bytes, final: bool) -> tuple[int, int] | None:
     """``(start, end)`` of the block of ``v`` lines in ``buf`` (from the first ``v`` line to the
     newline ending the last one), or ``None`` if ``buf`` may end inside the block (when not
     ``final``) or has no vertices. One forward and one backward search: cheap on 1 MB."""
@@ -75,7 +73,7 @@ def _read_vertex_prefix(path: Path) -> tuple[bytes, tuple[int, int] | None]:
     """
     raw = path.read_bytes()
     if path.suffix != ".gz":
-        return raw, _vertex_block(raw, final=True)
+        return raw, _vertex_span(raw, final=True)
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     step = 1 << 20
     try:
@@ -83,8 +81,8 @@ def _read_vertex_prefix(path: Path) -> tuple[bytes, tuple[int, int] | None]:
         while True:
             if not d.unconsumed_tail:
                 buf += d.flush()
-                return buf, _vertex_block(buf, final=True)
-            blk = _vertex_block(buf, final=False)
+                return buf, _vertex_span(buf, final=True)
+            blk = _vertex_span(buf, final=False)
             if blk is not None:
                 return buf, blk
             buf += d.decompress(d.unconsumed_tail, step)
@@ -92,50 +90,20 @@ def _read_vertex_prefix(path: Path) -> tuple[bytes, tuple[int, int] | None]:
         raise ModelFormatError(f"{path}: corrupt gzip data ({e})") from None
 
 
-_WARNINGS_LOCK = threading.Lock()
-
-
-def _parse_floats(text: bytes) -> np.ndarray | None:
-    """Whitespace-separated floats, or ``None`` if some token is not a number.
-
-    Thread-safe: ``warnings.catch_warnings`` saves and restores the process-wide filter list,
-    so two threads interleaving it (the ICT loader parses in a thread pool) can leave
-    ``error::DeprecationWarning`` installed for the rest of the process; the lock serialises it.
-    """
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        try:
-            return np.fromstring(text, dtype=np.float64, sep=" ")
-        except (ValueError, DeprecationWarning):  # a token that is not a number
-            return None
-
-
 def read_obj_vertices(path: str | os.PathLike) -> np.ndarray:
     """Only the ``v x y z`` lines of an OBJ (``.obj`` or ``.obj.gz``) as ``(V, 3) float64``.
 
-    Fast path: the vertex lines form one contiguous block (as exporters write them), parsed
-    with a single ``np.fromstring``; otherwise (interleaved ``v`` lines) a line-by-line twin
-    reads the whole file. Lines with more than three numbers (vertex colours) raise
-    :class:`ModelFormatError`.
+    Reads (for ``.gz``: inflates) only the prefix of the file holding its vertex block, then
+    parses it with :func:`facelab.geometry.io.parse_obj_vertices` (the one OBJ vertex parser;
+    contiguous block in one ``np.fromstring``, interleaved ``v`` lines by a regex). Lines with
+    more than three numbers (vertex colours) raise :class:`ModelFormatError`.
     """
+    from ..geometry.io import parse_obj_vertices
+
     path = Path(path)
     text, blk = _read_vertex_prefix(path)
-    if blk is None:
-        raise ModelFormatError(f"{path}: no vertices (no 'v' lines) in this OBJ file")
-    block = text[blk[0] : blk[1]]
-    n_lines = block.count(b"\nv ") + (1 if block.startswith(b"v ") else 0)
-    vals = _parse_floats(block.replace(b"v", b" "))
-    if vals is not None and vals.size == 3 * n_lines:
-        return vals.reshape(n_lines, 3)
-    # slow twin: every line starting with "v " anywhere in the file
-    lines = [ln[2:] for ln in data.open_bytes(path).split(b"\n") if ln.startswith(b"v ")]
-    vals = _parse_floats(b" ".join(lines))
-    if vals is None or vals.size != 3 * len(lines):
-        raise ModelFormatError(
-            f"{path}: expected 3 numbers on each of {len(lines)} 'v' lines "
-            "(vertex colours and non-numeric coordinates are not supported here)"
-        )
-    return vals.reshape(len(lines), 3)
+    end = len(text) if blk is None else blk[1] + 1  # no block: the parser says "no vertices"
+    return parse_obj_vertices(text[:end], path, strict=True)
 
 
 __all__ = ["asset_file", "asset_present", "read_obj_vertices"]
