@@ -700,6 +700,7 @@ class _Progress:
             disable=not self.enabled,
             leave=False,
             file=sys.stderr,
+            mininterval=0.1 if getattr(sys.stderr, "isatty", bool)() else 5.0,  # CI logs: 1 per 5 s
         )
         self._bar.set_postfix_str(self.file, refresh=False)
 
