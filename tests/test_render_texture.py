@@ -127,3 +127,25 @@ def test_vertex_uvs_is_deterministic_last_corner():
     for v, t in zip(fv, ft):  # the last corner of each vertex wins, in face order
         ref[v] = m.uvs[t]
     torch.testing.assert_close(uv, ref, rtol=0, atol=0)
+
+
+def test_shared_texture_pyramid_is_built_once(monkeypatch):
+    import importlib
+
+    T = importlib.import_module("facelab.render.texture")
+
+    tex = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    y, x = torch.meshgrid(torch.linspace(0, 1, 8), torch.linspace(0, 1, 8), indexing="ij")
+    uv = torch.stack([x, y], -1)[None].expand(4, -1, -1, -1).contiguous()  # minified 8x
+    ref = torch.cat([T.texture(tex, uv[i : i + 1]) for i in range(4)])
+    seen = []
+    orig = T.mipmap_pyramid
+
+    def spy(t, levels=None):
+        seen.append(t.shape[0])
+        return orig(t, levels)
+
+    monkeypatch.setattr(T, "mipmap_pyramid", spy)
+    out = T.texture(tex, uv)
+    assert seen == [1]  # one pyramid for the batch of 4, not four
+    torch.testing.assert_close(out, ref)

@@ -126,10 +126,11 @@ def texture(
         raise InvalidInput(f"texture must be (B, C, Ht, Wt), got {tuple(tex.shape)}")
     if uv.dim() != 4 or uv.shape[-1] != 2:
         raise InvalidInput(f"uv must be (B, H, W, 2), got {tuple(uv.shape)}")
-    if tex.shape[0] != uv.shape[0]:
-        if tex.shape[0] != 1:
-            raise InvalidInput(f"texture batch {tex.shape[0]} != uv batch {uv.shape[0]}")
-        tex = tex.expand(uv.shape[0], -1, -1, -1)
+    B = uv.shape[0]
+    if tex.shape[0] != B and tex.shape[0] != 1:
+        raise InvalidInput(f"texture batch {tex.shape[0]} != uv batch {uv.shape[0]}")
+    shared = tex  # a shared texture's pyramid is built once, then expanded (a view)
+    tex = tex.expand(B, -1, -1, -1)
     if not mip:
         return _sample(tex, uv)
     if footprint is None:
@@ -140,7 +141,7 @@ def texture(
     if top <= 0:
         return _sample(tex, uv)
     n_levels = min(int(math.ceil(top)) + 1, max_levels or 64)
-    pyr = mipmap_pyramid(tex, n_levels)
+    pyr = [t.expand(B, -1, -1, -1) for t in mipmap_pyramid(shared, n_levels)]
     lam = lam.clamp(max=len(pyr) - 1)
     out = 0
     for k, level in enumerate(pyr):
