@@ -245,7 +245,7 @@ def test_heat_colors_ramp_and_vertex_colors_from_texture():
 
 def test_multi_photo_report_has_a_row_per_photo_and_the_shared_shape(model, result):
     r2 = _result(model, shift=1.0)
-    text = rep.fit_report_html([result, r2], shared_vertices=result.vertices)
+    text = rep.fit_report_html([result, r2], shared_vertices=result.vertices, view_size=96)
     page = _parse(text)
     _assert_offline(page)
     assert text.count('class="row"') == 2 and "shared shape" in text
@@ -357,3 +357,19 @@ def test_fit_cli_glb_and_shared_identity_page(tmp_path, capsys, model, monkeypat
     assert sorted(h for h in hrefs if h.endswith("report.html")) == [
         "00_p0/report.html", "01_p1/report.html"
     ]  # fmt: skip
+
+
+def test_report_of_a_result_without_texture_or_history(result):
+    from dataclasses import replace
+
+    bare = replace(result, texture=None, texture_mask=None, uvs=None, uv_faces=None, history={},
+                   timings={}, warnings=[])  # fmt: skip
+    text = rep.fit_report_html(bare, view_size=96)
+    page = _parse(text)
+    _assert_offline(page)
+    caps = re.findall(r"<figcaption>([^<]*)</figcaption>", text)
+    assert sum("shape, yaw" in c for c in caps) == 5 and not any("textured" in c for c in caps)
+    assert "No warnings." in text and "(no timings)" in text and "(no losses)" in text
+    assert text.count("Plotly.newPlot") == 1
+    with pytest.raises(Exception, match="two names"):
+        rep.compare_report_html(bare, result, labels=["only one"])

@@ -1105,7 +1105,9 @@ def compare_report_html(
     Returns ``(html, stats)`` with ``stats = {"mean_mm", "median_mm", "p95_mm", "max_mm",
     "same_topology", "labels"}``.
     """
-    la, lb = (labels or (None, None))[:2] if labels else (None, None)
+    if labels is not None and len(labels) != 2:
+        raise InvalidInput(f"labels must be two names, got {list(labels)}")
+    la, lb = labels if labels is not None else (None, None)
     A, B = _as_saved(a, la), _as_saved(b, lb)
     if A.label == B.label:
         A.label, B.label = f"A: {A.label}", f"B: {B.label}"
