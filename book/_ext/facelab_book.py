@@ -2,6 +2,8 @@
 
 * Writes ``_facelab_exec_stats.json`` into the HTML output: per document, myst-nb's execution
   data (runtime, method, success), which ``book/tools/build.py`` prints as a table.
+* ``FACELAB_CELL_TIMEOUT`` (seconds, set by ``book/tools/build.py``) overrides the per-cell
+  execution timeout (``nb_execution_timeout``, ``execute.timeout`` in ``_config.yml``).
 * Numbers the chapters from their file names: ``chapters/03_cameras_landmarks.md`` gets the
   title "3. Cameras and landmark fitting" (in the page, the table of contents and the browser
   title), ``04b_...`` gets "4b.". A new chapter ``NN_name.md`` is numbered by adding it to
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -132,9 +135,8 @@ def _colab_notebook(app, pagename, templatename, context, doctree) -> None:  # n
 
 
 def _write_stats(app, exception) -> None:  # noqa: ANN001 (Sphinx signature)
-    if exception is not None:
-        return
-    meta = getattr(app.env, "nb_metadata", {}) or {}
+    # also after a failed build: the table then shows the chapters executed before the failure
+    meta = getattr(getattr(app, "env", None), "nb_metadata", {}) or {}
     rows = []
     for docname, data in sorted(meta.items()):
         ex = data.get("exec_data")
@@ -149,11 +151,19 @@ def _write_stats(app, exception) -> None:  # noqa: ANN001 (Sphinx signature)
             }
         )
     out = Path(app.outdir) / "_facelab_exec_stats.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
+
+
+def _cell_timeout(app, config) -> None:  # noqa: ANN001 (Sphinx signature)
+    value = os.environ.get("FACELAB_CELL_TIMEOUT")
+    if value:
+        config.nb_execution_timeout = int(value)
 
 
 def setup(app):  # noqa: ANN001, ANN201
     app.add_config_value("facelab_colab_branch", "notebooks", "html")
+    app.connect("config-inited", _cell_timeout)
     app.connect("build-finished", _write_stats)
     # before Sphinx's title and toctree collectors (priority 500) read the titles
     app.connect("doctree-read", _number_and_link, priority=400)

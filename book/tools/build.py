@@ -15,6 +15,10 @@ What it does, in order:
    cell error or Sphinx warning fails the build: the build is a test of every chapter. The
    kernel gets ``IPYTHONDIR=book/.ipython``, whose startup file makes plotly write HTML that
    uses the shared ``plotly.min.js`` instead of inlining 4.6 MB per figure.
+   Every cell has ``--cell-timeout`` seconds (default 300 with ``--fast``, 600 otherwise;
+   passed to myst-nb as ``nb_execution_timeout`` by ``book/_ext``): a stalled kernel fails
+   the build within minutes, and the failure names the chapter, the cell (its index and its
+   line in the ``.md``) and what happened (timeout or the error's last line).
 3. Prints a per-chapter execution-time table from myst-nb's execution data.
 4. Writes the student-edition ``.ipynb`` of every chapter into ``_build/html/notebooks/`` (what
    the Colab buttons open; :func:`publish_notebooks`).
@@ -177,11 +181,121 @@ def print_timings(build_dir: Path, fast: bool) -> None:
     print(f"{'total':<44} {'':<8} {total:8.1f}")
 
 
+def _run_tee(cmd: list[str], env: dict) -> tuple[int, str]:
+    """Run ``cmd``, echoing its output live, and return ``(exit code, output)``."""
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
+    chunks = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        chunks.append(line)
+    return proc.wait(), "".join(chunks)
+
+
+def _first_source_line(preview: str) -> str:
+    """The first line of nbclient's cell preview (a list repr for cells over ten lines)."""
+    import ast
+
+    first = preview.strip().splitlines()[0] if preview.strip() else ""
+    if first.startswith("[") and first.endswith("]"):
+        try:
+            lines = ast.literal_eval(first)
+            return str(lines[0]) if lines else ""
+        except (ValueError, SyntaxError):
+            pass
+    return first
+
+
+def _locate_cell(chapter: Path, first_line: str) -> str:
+    """``"cell N (line L of the .md)"`` for the code cell starting with ``first_line``."""
+    if not first_line.strip() or not chapter.is_file():
+        return "cell ?"
+    try:
+        import jupytext
+
+        nb = jupytext.read(chapter)
+    except Exception:  # noqa: BLE001 (the message is best effort)
+        return "cell ?"
+    want = first_line.strip()
+    for i, cell in enumerate(nb.cells):
+        lines = cell.source.strip().splitlines()
+        if cell.cell_type == "code" and lines and lines[0].strip() == want:
+            text = chapter.read_text().splitlines()
+            line = next((k + 1 for k, t in enumerate(text) if t.strip() == want), None)
+            return f"cell {i}" + (f" (line {line} of {chapter.name})" if line else "")
+    return "cell ?"
+
+
+def explain_failure(output: str) -> list[str]:
+    """One line per failed chapter: chapter, cell, and timeout or error, from the build log.
+
+    Reads myst-nb's messages in ``output`` and the Sphinx traceback files it names
+    (``/tmp/sphinx-err-*.log``) and the ``reports/*.err.log`` files.
+    """
+    import re
+
+    texts = [output]
+    for m in re.findall(r"(/\S*sphinx-err-\S+?\.log)", output):
+        try:
+            texts.append(Path(m).read_text(errors="replace"))
+        except OSError:
+            pass
+    reports = BOOK / "_build" / "html" / "reports"
+    if reports.is_dir():
+        for log in sorted(reports.rglob("*.err.log")):
+            rel = log.relative_to(reports).as_posix()[: -len(".err.log")]
+            texts.append(f"ExecutionError: {BOOK / rel}.md\n" + log.read_text(errors="replace"))
+    text = "\n".join(texts)
+    out: list[str] = []
+    path_re = r"(?:ExecutionError: |Executing notebook failed.*?|^)(/\S+?\.(?:md|ipynb))"
+    chapters = list(dict.fromkeys(re.findall(path_re, text, flags=re.M)))
+    chapters = [c for c in chapters if "/chapters/" in c or "/appendix/" in c or "intro" in c]
+    timeouts = re.findall(
+        r"timed out while it was being executed, after (\d+) seconds\.\n.*?\n"
+        r"Here is a preview of the cell contents:\n-+\n(.*?)\n-+\n",
+        text,
+        flags=re.S,
+    )
+    errors = re.findall(
+        r"An error occurred while executing the following cell:\n-+\n(.*?)\n-+\n(.*?)(?:\n\n|$)",
+        text,
+        flags=re.S,
+    )
+    for chap in chapters or ["(unknown chapter)"]:
+        path = Path(chap)
+        name = path.relative_to(BOOK).as_posix() if path.is_relative_to(BOOK) else chap
+        if timeouts:
+            secs, preview = timeouts[0]
+            where = _locate_cell(path, _first_source_line(preview))
+            out.append(
+                f"{name}: {where} timed out after {secs} s (kernel stalled or cell too slow)"
+            )
+        elif errors:
+            src, tb = errors[0]
+            where = _locate_cell(path, _first_source_line(src))
+            last = [ln for ln in tb.strip().splitlines() if ln.strip()]
+            msg = re.sub(r"\x1b\[[0-9;]*m", "", last[-1]) if last else "error"
+            out.append(f"{name}: {where} failed: {msg[:300]}")
+        else:
+            out.append(f"{name}: execution failed (see the log above)")
+    return out if (chapters or timeouts or errors) else []
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--fast", action="store_true", help="FAST mode (FACELAB_FAST=1)")
     ap.add_argument("--no-check", action="store_true", help="skip the HTML checks")
     ap.add_argument("--builder", default="html")
+    ap.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seconds per cell before the build fails (default 300 with --fast, else 600)",
+    )
     a = ap.parse_args(argv)
 
     from preflight import check_assets  # type: ignore[import-not-found]
@@ -201,21 +315,25 @@ def main(argv: list[str] | None = None) -> int:
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     if a.fast:
         env["FACELAB_FAST"] = "1"
+    cell_timeout = a.cell_timeout or (300 if a.fast else 600)
+    env["FACELAB_CELL_TIMEOUT"] = str(cell_timeout)  # read by book/_ext (nb_execution_timeout)
     build_dir = BOOK / "_build"
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(BOOK), "--builder", a.builder, "--all", "-W", "-n", "--keep-going"]
-    print("build: " + " ".join(cmd), flush=True)
+    print(f"build: {' '.join(cmd)}  (cell timeout {cell_timeout} s)", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env)
+    returncode, output = _run_tee(cmd, env)
     dt = time.perf_counter() - t0
     print_timings(build_dir, a.fast)
-    print(f"build: jupyter-book finished in {dt:.0f} s with exit code {proc.returncode}")
-    if proc.returncode != 0:
+    print(f"build: jupyter-book finished in {dt:.0f} s with exit code {returncode}")
+    if returncode != 0:
         reports = build_dir / "html" / "reports"
         if reports.is_dir():
             for log in sorted(reports.glob("*.log")):
                 print(f"--- {log.name} (tail) ---")
                 print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+        for line in explain_failure(output):
+            print(f"build: FAILED {line}")
         return 1
     nbs = publish_notebooks(build_dir / "html")
     print(f"build: {len(nbs)} student notebooks for Colab in {build_dir / 'html' / 'notebooks'}")
