@@ -107,9 +107,11 @@ class LandmarkFit:
 
 
 def default_focal(image_size: tuple[int, int], fov_degrees: float = 18.0) -> float:
-    """Focal length (pixels) giving a horizontal FOV of ``fov_degrees`` over ``max(H, W)``:
-    ``f = 0.5 max(H, W) / tan(fov / 2)``."""
-    return 0.5 * max(image_size) / math.tan(math.radians(fov_degrees) / 2)
+    """Focal length (pixels) giving a FOV of ``fov_degrees`` across ``max(H, W)``:
+    :func:`facelab.geometry.camera.focal_from_fov` (``f = 0.5 max(H, W) / tan(fov / 2)``)."""
+    from ..geometry.camera import focal_from_fov
+
+    return focal_from_fov(image_size, fov_degrees)
 
 
 def _contour_sides(model, dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -299,6 +299,7 @@ def fit_photometric(
     # ---- base values -------------------------------------------------------------------------
     p0 = init.detach().to(dev, dt)
     f0 = K[:, 0, 0].to(dev, dt).clone()
+    aspect = (K[:, 1, 1] / K[:, 0, 0]).to(dev, dt)  # fy / fx, kept when the focal is fitted
     base = {
         "rotation": p0.rotation.clone(),
         "translation": p0.translation.clone(),
@@ -374,7 +375,7 @@ def fit_photometric(
 
     def k_now() -> torch.Tensor:
         f = f0 * torch.exp(value("focal"))
-        return intrinsics(f, f, K[:, 0, 2].to(dt), K[:, 1, 2].to(dt))
+        return intrinsics(f, f * aspect, K[:, 0, 2].to(dt), K[:, 1, 2].to(dt))
 
     def losses(stage: Stage) -> dict[str, torch.Tensor]:
         ident = value("identity")

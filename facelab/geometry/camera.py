@@ -38,6 +38,7 @@ from .rotation import axis_angle_to_matrix
 
 __all__ = [
     "Camera",
+    "focal_from_fov",
     "intrinsics",
     "look_at",
     "ndc_to_pixels",
@@ -58,6 +59,16 @@ def _as_batch(x: torch.Tensor | float, batch: int, like: torch.Tensor | None) ->
     if like is None and not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
     return t.reshape(-1).expand(batch) if t.numel() == 1 else t.reshape(batch)
+
+
+def focal_from_fov(image_size: tuple[int, int] | int, fov_degrees: float) -> float:
+    """Focal length (pixels) whose field of view across the image's longer side is
+    ``fov_degrees``: ``f = 0.5 max(H, W) / tan(fov / 2)`` (the horizontal FOV for landscape
+    and square images). The library's one focal convention (``Camera.frontal``, the landmark
+    fit's ``default_focal``, the world's cameras).
+    """
+    H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
+    return 0.5 * max(int(H), int(W)) / math.tan(math.radians(fov_degrees) / 2)
 
 
 def intrinsics(
@@ -343,13 +354,13 @@ class Camera:
 
         World = model space (y up, +z out of the face), so ``R = diag(1, -1, -1)`` and
         ``t = (0, 0, distance)``: a face at the origin is seen frontally, ``distance`` model
-        units away. ``focal`` (pixels) defaults to the one giving a horizontal field of view of
-        ``fov_degrees``. The principal point is the image centre.
+        units away. ``focal`` (pixels) defaults to :func:`focal_from_fov` (a field of view of
+        ``fov_degrees`` across the longer image side). The principal point is the image centre.
         """
         H, W = (image_size, image_size) if isinstance(image_size, int) else image_size
         dtype = dtype or torch.get_default_dtype()
         if focal is None:
-            focal = 0.5 * W / math.tan(math.radians(fov_degrees) / 2)
+            focal = focal_from_fov((H, W), fov_degrees)
         R = flip_yz(torch.empty(0, dtype=dtype, device=device)).expand(batch, 3, 3).clone()
         t = torch.tensor([0.0, 0.0, distance], dtype=dtype, device=device).expand(batch, 3).clone()
         fl = torch.full((batch,), float(focal), dtype=dtype, device=device)

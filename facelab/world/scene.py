@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..geometry.camera import focal_from_fov
 from ..geometry.rotation import matrix_to_axis_angle, yaw_pitch_roll_to_matrix
 from .config import WorldConfig
 
@@ -129,7 +130,7 @@ def sample_scene(
     R = yaw_pitch_roll_to_matrix(ypr, degrees=True)
     rotation = matrix_to_axis_angle(R)
     fov = float(_u(g_scene, *config.fov_range))
-    focal = 0.5 * W / math.tan(math.radians(fov) / 2)
+    focal = focal_from_fov(W, fov)  # square images: the horizontal FOV
     fill = float(_u(g_scene, *config.fill_range))
     distance = focal * face_width / (fill * W)
     jit = _u(g_scene, -config.center_jitter, config.center_jitter, 2) * W * distance / focal
