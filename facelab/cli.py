@@ -85,12 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     finally:
         _Parser.json_errors = False
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return 2
     command = " ".join(
         v for k, v in vars(args).items() if k == "command" or k.endswith("_command") if v
     )
+    if not getattr(args, "func", None):  # a command group without its sub-command
+        if not command:
+            parser.print_help(sys.stderr)
+        msg = f"choose a sub-command (facelab {command} --help lists them)".replace("  ", " ")
+        print(f"facelab{' ' + command if command else ''}: error: {msg}", file=sys.stderr)
+        if getattr(args, "json", False) or _Parser.command and "--json" in argv:
+            print_json(error_object(command, UsageError(msg), exit_code=2))
+        return 2
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `facelab ... | head`: the reader left; not an error of ours

@@ -22,6 +22,7 @@ import facelab.fit
 import facelab.models
 import facelab.vision.detect
 import facelab.vision.identity
+import facelab.viz.report
 import facelab.world
 from facelab.cli import main
 from facelab.errors import NoFaceFound
@@ -40,6 +41,7 @@ TRIPWIRES = [
     (facelab.data, "copy_into"),
     (facelab.fit, "fit"),
     (facelab.fit, "fit_multi"),
+    (facelab.viz.report, "save_compare_report"),
 ]
 
 
@@ -59,6 +61,8 @@ CASES = [
     ("usage-data", ["data"], 2, "required", True, False),
     ("usage-model", ["model"], 2, "required", True, False),
     ("usage-world", ["world"], 2, "required", True, False),
+    ("usage-train", ["train"], 2, "train", True, False),  # sub-command or (not there) the command
+    ("usage-none", [], 2, "sub-command", True, False),
     ("usage-render-bad-int", ["render", "--size", "big", "--out", "{tmp}/x.png"], 2, "invalid int", True, True),
     ("usage-doctor", ["doctor", "--no-such-option"], 2, "unrecognized", True, True),
     ("usage-model-list", ["model", "list", "--no-such-option"], 2, "unrecognized", True, True),
@@ -100,6 +104,8 @@ CASES = [
     ("out-fit-is-file", ["fit", "{photo}", "--out", "{blocked}"], 1, "is a file", True, True),
     ("out-data-fetch", ["data", "fetch", "ict-facekit", "--quiet", "--dest", "{blocked}/d"], 1, "--dest", True, True),
     ("out-data-import", ["data", "import", "ict-facekit", "{tmp}", "--dest", "{blocked}/d"], 1, "--dest", True, True),
+    ("out-compare", ["compare", "{tmp}", "{tmp}", "--out", "{blocked}/c.html"], 1, "cannot write there", True, True),
+    ("args-compare-size", ["compare", "{tmp}", "{tmp}", "--out", "{tmp}/c.html", "--size", "4"], 1, "--size", True, True),
     # rule 7: --device checked before any work
     ("device-render", ["render", "--device", "cuda", "--out", "{tmp}/x.png"], 1, "--device cuda", True, True),
     ("device-fit", ["fit", "{photo}", "--out", "{tmp}/o", "--device", "cuda"], 1, "--device cuda", True, True),
@@ -218,3 +224,16 @@ def test_cli_rule(rule, as_json, tmp_path, capsys, monkeypatch):
         assert e["type"] == ("UsageError" if code == 2 else e["type"])
     else:
         assert out == ""  # nothing half-printed on stdout
+
+
+def test_every_command_has_rule_cases():
+    """A new command joins the rules: each registered command appears in CASES."""
+    import argparse
+
+    from facelab.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    covered = {argv[0] for _, argv, *_ in CASES if argv}
+    missing = sorted(set(sub.choices) - covered)
+    assert not missing, f"commands without a case in tests/test_cli_rules.py CASES: {missing}"

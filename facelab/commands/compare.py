@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._util import print_json
+from ._util import check_output_file, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +59,7 @@ def handler(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InvalidInput(f"--out must be an .html file, got {out}")
+    check_output_file(out)  # an unwritable page fails before the renders (CLI rule 5)
     stats = save_compare_report(
         args.dir_a, args.dir_b, out, args.labels, view_size=args.size, vmax_mm=args.vmax
     )
