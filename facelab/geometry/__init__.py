@@ -8,6 +8,7 @@ Submodules: :mod:`~facelab.geometry.rotation`, :mod:`~facelab.geometry.mesh`,
 from __future__ import annotations
 
 from . import camera as camera
+from . import eg3d as eg3d
 from .alignment import SimilarityTransform, align_points, apply_similarity, procrustes, umeyama
 from .conventions import FLIP_YZ, flip_yz
 from .io import (

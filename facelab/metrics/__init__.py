@@ -8,6 +8,7 @@ reproduction" tables from the numbers and their spread (:func:`claim_verdict`,
 
 from __future__ import annotations
 
+from . import multiview as multiview
 from .claims import Verdict, claim_verdict, claims_table
 from .distance import (
     brute_force_closest_points,

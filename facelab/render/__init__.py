@@ -13,6 +13,8 @@ Four small primitives, as in nvdiffrast, and shading as plain tensor code:
   ways to get gradients at silhouettes and occlusion boundaries.
 * Shading: :func:`sh_basis`, :func:`sh_shading`, :func:`lambert`, :func:`blinn_phong`;
   normal and depth maps.
+* :mod:`facelab.render.volume` — the fifth primitive: rays, stratified and importance
+  samples, and emission-absorption compositing of any density/colour field.
 * :class:`Renderer` — camera + lights + mesh -> image, mask, depth, normals, landmarks, with
   ``backend="torch"`` or ``"pytorch3d"``.
 
@@ -21,6 +23,7 @@ Conventions: :mod:`facelab.geometry.camera` (OpenCV camera, pixel centres at +0.
 
 from __future__ import annotations
 
+from . import volume as volume
 from .antialias import antialias, face_adjacency
 from .backends import pytorch3d_available, rasterize_pytorch3d
 from .color import linear_to_srgb, srgb_to_linear
