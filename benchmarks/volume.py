@@ -9,7 +9,11 @@ Rows (median ms of ``--repeat`` runs, one torch thread unless ``--threads``):
 2. **Images**: ``render_rays`` of a tri-plane field (3 planes x 16 channels at 32 px, the
    32-unit decoder of :mod:`facelab.gan.triplane`) from an EG3D camera at 32 and 64 px,
    16 + 8 and 48 + 48 (EG3D's) samples per ray, batch 1 and 8, forward + backward, with the
-   share of the time spent in the field (plane lookups + MLP) vs the renderer itself.
+   forward time spent in the field (plane lookups + MLP). Rows ``loop`` are the plain
+   reference in the same run: the same stratified samples, the field queried one depth at a
+   time (a loop over the N samples) and composited front to back by the loop twin
+   (:func:`composite_reference`); compare with the vectorised row of the same N (no
+   importance samples).
 
     python benchmarks/volume.py [--quick] [--json]
 """
@@ -99,6 +103,53 @@ def bench_image(res: int, n: int, m: int, B: int, repeat: int) -> dict:
     }
 
 
+def bench_image_loop(res: int, n: int, B: int, repeat: int) -> dict:
+    """The plain reference: one field query per sample depth, loop compositing."""
+    from facelab.gan.triplane import TriplaneDecoder, sample_triplanes
+    from facelab.geometry.eg3d import normalized_intrinsics, orbit_cam2world, pixel_intrinsics
+    from facelab.render.volume import (
+        camera_rays,
+        composite_reference,
+        render_rays,
+        stratified_depths,
+    )
+
+    torch.manual_seed(0)
+    planes = (torch.randn(B, 3, 16, 32, 32) * 0.5).requires_grad_()
+    dec = TriplaneDecoder(16, 32, 3)
+    c2w = orbit_cam2world(torch.linspace(-0.4, 0.4, B), torch.zeros(B))
+    K = pixel_intrinsics(normalized_intrinsics(batch=B), res)
+
+    def loop():
+        rays = camera_rays(c2w, K, res)
+        Bq, R, _ = rays.origins.shape
+        t, edges = stratified_depths(2.25, 3.3, n, (Bq, R), rays.origins)
+        sig, col = [], []
+        for i in range(n):  # one depth at a time
+            pts = rays.origins + t[..., i : i + 1] * rays.directions
+            s_i, c_i = dec(sample_triplanes(planes, pts))
+            sig.append(s_i)
+            col.append(c_i)
+        out = composite_reference(torch.stack(sig, -1), torch.stack(col, -2), t, edges.diff(dim=-1))
+        (out.color.sum() + out.depth.sum()).backward()
+
+    def vec():
+        rays = camera_rays(c2w, K, res)
+        out = render_rays(lambda p, d: dec(sample_triplanes(planes, p)), rays, 2.25, 3.3, n, 0)
+        (out.color.sum() + out.depth.sum()).backward()
+
+    ms_loop = _median_ms(loop, repeat)
+    ms_vec = _median_ms(vec, repeat)
+    return {
+        "res": res,
+        "batch": B,
+        "samples": n,
+        "loop_ms": round(ms_loop, 1),
+        "vectorised_ms": round(ms_vec, 1),
+        "ratio": round(ms_loop / ms_vec, 2),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
@@ -132,11 +183,14 @@ def main() -> None:
             ]
         )
     ]
+    sizes = [(32, 1)] if a.quick else [(32, 1), (32, 8), (64, 1)]
+    loops = [bench_image_loop(res, 24, B, repeat) for res, B in sizes]
     result = {
         "threads": a.threads,
         "load_avg_1min": round(load, 2),
         "composite": comp,
         "image": imgs,
+        "image_vs_loop": loops,
     }
     if a.json:
         print(json.dumps(result, indent=1))
@@ -161,6 +215,12 @@ def main() -> None:
         print(
             f"{r['res']:>4} {r['batch']:>3} {r['samples']:>8} {r['points']:>9} {r['fwdbwd_ms']:>8.1f} "
             f"{r['ms_per_image']:>7.1f} {r['field_fwd_ms']:>9.1f} {r['ns_per_point']:>6.1f}"
+        )
+    print("\n## whole images vs the plain loop reference (24 stratified samples, fwd + bwd, ms)")
+    print(f"{'res':>4} {'B':>3} {'loop':>8} {'vectorised':>11} {'ratio':>6}")
+    for r in loops:
+        print(
+            f"{r['res']:>4} {r['batch']:>3} {r['loop_ms']:>8.1f} {r['vectorised_ms']:>11.1f} {r['ratio']:>6.2f}"
         )
 
 
