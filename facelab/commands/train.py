@@ -1,0 +1,31 @@
+"""``facelab train texture-gan`` — train the GANFit-style UV texture GAN.
+
+``facelab train texture-gan [--config cpu-64|gpu-128|tiny-16] [--out DIR] [--work-dir DIR]
+[--steps N] [--seed S] [--max-minutes M] [--no-resume] [--threads T] [--set KEY=JSON]``
+trains (resuming from ``--work-dir``'s checkpoint when there is one) and exports the EMA
+generator, its JSON config and the training log to ``--out``. The shipped model was made with
+``facelab train texture-gan --config cpu-64 --out facelab/assets/texture_gan``.
+Under ``torchrun --nproc-per-node N -m facelab.gan.train ...`` the same options run
+distributed. Prints one JSON line ``{"step", "wall_time_s", "stop_reason", "last"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..gan.train import run
+
+    return run(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..gan.train import add_arguments
+
+    p = sub.add_parser("train", help="train a model (the texture GAN)")
+    tsub = p.add_subparsers(dest="what", metavar="WHAT")
+    t = tsub.add_parser("texture-gan", help="the UV texture GAN of chapter 6")
+    add_arguments(t)
+    t.add_argument("--json", action="store_true", help="(the summary line is always JSON)")
+    t.set_defaults(func=_run)

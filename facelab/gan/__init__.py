@@ -1,0 +1,39 @@
+"""A small GAN toolkit: StyleGAN2 / progressive generators, discriminator, losses, training.
+
+- :mod:`.networks`: :class:`Generator` (mapping network, modulated convolution, noise, skip
+  or progressive output), :class:`Discriminator` (residual, minibatch std), conditioning hooks.
+- :mod:`.loss`: non-saturating logistic loss, R1.
+- :mod:`.augment`: differentiable augmentation.
+- :mod:`.train`: the seeded, resumable, distributed training loop (``python -m facelab.gan.train``).
+- :mod:`.checkpoint`: safetensors + JSON checkpoints (no pickle).
+- :mod:`.metrics`: spectra, FID-/KID-style distances in a given feature space, precision/recall.
+"""
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .loss import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from .networks import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    MappingNetwork,
+    minibatch_stddev,
+    modulated_conv2d,
+    modulated_conv2d_reference,
+)
+
+__all__ = [
+    "Discriminator",
+    "DiscriminatorConfig",
+    "Generator",
+    "GeneratorConfig",
+    "MappingNetwork",
+    "d_logistic_loss",
+    "g_nonsaturating_loss",
+    "load_checkpoint",
+    "minibatch_stddev",
+    "modulated_conv2d",
+    "modulated_conv2d_reference",
+    "r1_penalty",
+    "save_checkpoint",
+]

@@ -1,0 +1,747 @@
+"""The GAN training loop: seeded, resumable, distributed; ``python -m facelab.gan.train``.
+
+One step (StyleGAN2's schedule, Karras et al. 2020):
+
+1. **G**: ``L_G = softplus(-D(aug(G(z))))`` with style mixing (probability
+   ``style_mixing``: two latents, a random crossover layer).
+2. **D**: ``L_D = softplus(D(aug(G(z)))) + softplus(-D(aug(x)))``, on the same generated
+   images (detached; saves one generator forward per step, ~15% of a CPU step).
+3. **R1** every ``r1_interval`` steps (lazy): ``r1_interval * gamma / 2 * ||grad_x D(x)||^2``;
+   Adam's ``lr`` and ``betas`` of D are adjusted by ``c = k / (k + 1)`` as in StyleGAN2.
+4. **EMA**: ``G_ema <- beta G_ema + (1 - beta) G``, ``beta = 0.5 ** (B / ema_nimg)``
+   (a half-life of ``ema_kimg`` thousand images); ``w_avg`` follows the mapping network's
+   mean output (for truncation).
+
+**Determinism.** Every random draw of step ``t`` (the data indices, latents, mixing cut,
+noise maps, augmentation) comes from a ``torch.Generator`` seeded by ``(seed, t, phase,
+micro-batch)``, so a resumed run continues exactly where it stopped, and a run is the same
+whatever the number of processes: the global batch of ``batch`` images is split into
+micro-batches of ``micro_batch``; process ``r`` of ``W`` handles micro-batches
+``r*A .. r*A+A-1`` (``A = batch / (W * micro_batch)``), gradients are summed over its
+micro-batches and averaged over processes.
+
+**Distributed.** ``torchrun --nproc-per-node N -m facelab.gan.train ...`` runs ``N``
+processes (gloo on CPU, NCCL on CUDA). Gradients are averaged with one ``all_reduce`` of the
+flattened gradients per phase — DistributedDataParallel's semantics, done by hand as in
+NVlabs' stylegan2-ada-pytorch, because PyTorch's DDP wrapper does not support the double
+backward of R1 and the alternating G/D phases. Rank 0 writes checkpoints and logs; a
+checkpoint resumes on any number of processes.
+
+**Files.** ``work_dir/checkpoint.{safetensors,json}`` (G, D, G_ema, both Adam states, RNG
+state, config, command, seed, step, wall time, latest metrics), ``work_dir/log.jsonl`` (one
+JSON object per ``log_interval`` steps) and, with ``out``, an export of ``G_ema`` only
+(``out/<export_name>.{safetensors,json}`` + ``out/log.jsonl``) small enough to ship.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..errors import InvalidInput, ModelFormatError
+from .augment import AugmentConfig, augment
+from .checkpoint import checkpoint_paths, load_checkpoint, prefixed, save_checkpoint
+from .loss import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+
+__all__ = [
+    "CONFIGS",
+    "TrainConfig",
+    "export_generator",
+    "load_generator",
+    "main",
+    "spawn_train",
+    "train",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in every checkpoint).
+
+    Attributes:
+        name: config name (``cpu-64``, ``gpu-128``, ...).
+        data: ``"texture"`` (:func:`facelab.methods.ganfit.texture_gan.texture_maps_cached`)
+            or ``"tensor"`` (data passed to :func:`train`).
+        n_train, data_seed: number and seed of the training maps.
+        generator, discriminator: :class:`GeneratorConfig` / :class:`DiscriminatorConfig`
+            fields.
+        batch: global batch (images per step, all processes together); ``micro_batch``:
+            images per forward pass (``batch`` must be a multiple of ``micro_batch * W``).
+        steps: training steps; ``max_minutes``: also stop (with a checkpoint) after this wall
+            time of this invocation.
+        lr_g, lr_d, betas: Adam settings.
+        r1_gamma, r1_interval: R1 weight and laziness.
+        ema_kimg, ema_rampup: EMA half-life in thousands of images, ramped up as
+            ``min(ema_kimg, rampup * seen_kimg)`` (None: no ramp).
+        style_mixing: probability of mixing two latents.
+        augment: :class:`AugmentConfig` fields (all 0: no augmentation).
+        fade_kimg: progressive architecture only: thousands of images per fade-in and per
+            stable phase of each resolution.
+        log_interval, ckpt_interval: steps between log lines / checkpoints (+ export).
+        seed: master seed.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    """
+
+    name: str = "custom"
+    data: str = "texture"
+    n_train: int = 4096
+    data_seed: int = 0
+    generator: dict = field(default_factory=dict)
+    discriminator: dict = field(default_factory=dict)
+    batch: int = 16
+    micro_batch: int = 16
+    steps: int = 1000
+    max_minutes: float | None = None
+    lr_g: float = 0.0025
+    lr_d: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 1.0
+    r1_interval: int = 16
+    ema_kimg: float = 2.0
+    ema_rampup: float | None = 0.05
+    style_mixing: float = 0.9
+    augment: dict = field(default_factory=dict)
+    fade_kimg: float = 4.0
+    log_interval: int = 25
+    ckpt_interval: int = 200
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.get("resolution", 64))
+
+    def gen_config(self) -> GeneratorConfig:
+        return GeneratorConfig(**self.generator)
+
+    def disc_config(self) -> DiscriminatorConfig:
+        d = dict(self.discriminator)
+        d.setdefault("resolution", self.resolution)
+        if self.gen_config().architecture == "progressive":
+            d.setdefault("architecture", "progressive")
+        return DiscriminatorConfig(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise InvalidInput(f"unknown TrainConfig fields {sorted(unknown)}")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+
+_CH64 = {"4": 64, "8": 64, "16": 64, "32": 32, "64": 16}
+
+#: Named configurations. ``cpu-64`` is the shipped texture GAN (sized to converge within about
+#: an hour on one CPU thread); ``gpu-128`` the full-size one for a GPU; ``tiny-16`` for tests.
+CONFIGS: dict[str, TrainConfig] = {
+    "cpu-64": TrainConfig(
+        name="cpu-64",
+        n_train=4096,
+        generator={
+            "resolution": 64,
+            "z_dim": 64,
+            "w_dim": 128,
+            "mapping_layers": 4,
+            "channels": _CH64,
+            "base_image": True,
+            "rgb_init": 0.1,
+        },  # fmt: skip
+        discriminator={"channels": _CH64},
+        batch=16,
+        micro_batch=16,
+        steps=1000,
+        max_minutes=64.0,
+        r1_gamma=0.5,
+        ema_kimg=1.0,
+        log_interval=25,
+        ckpt_interval=100,
+    ),
+    "gpu-128": TrainConfig(
+        name="gpu-128",
+        n_train=20000,
+        generator={
+            "resolution": 128,
+            "z_dim": 64,
+            "w_dim": 256,
+            "mapping_layers": 8,
+            "base_image": True,
+            "rgb_init": 0.1,
+            "channel_base": 16384,
+            "channel_max": 256,
+        },  # fmt: skip
+        discriminator={"channel_base": 16384, "channel_max": 256},
+        batch=32,
+        micro_batch=32,
+        steps=40000,
+        r1_gamma=1.0,
+        ema_kimg=10.0,
+        augment={"translation": 0.0},
+        log_interval=100,
+        ckpt_interval=2000,
+        device="auto",
+    ),
+    "tiny-16": TrainConfig(
+        name="tiny-16",
+        n_train=8,
+        generator={
+            "resolution": 16,
+            "z_dim": 8,
+            "w_dim": 16,
+            "mapping_layers": 2,
+            "channels": {"4": 16, "8": 16, "16": 8},
+        },  # fmt: skip
+        discriminator={"channels": {"4": 16, "8": 16, "16": 8}},
+        batch=8,
+        micro_batch=4,
+        steps=20,
+        r1_interval=4,
+        log_interval=5,
+        ckpt_interval=10,
+        device="cpu",
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _gen(seed: int, *keys: Any) -> torch.Generator:
+    """A CPU generator seeded by a hash of ``(seed, *keys)`` (stable across processes)."""
+    h = hashlib.sha256(repr((int(seed),) + keys).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") & ((1 << 63) - 1))
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _allreduce_grads(module: torch.nn.Module, world: int) -> None:
+    """Average gradients over processes with one flattened ``all_reduce``."""
+    if world <= 1:
+        return
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= world
+    i = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[i : i + n].view_as(p))
+        i += n
+
+
+def _broadcast_module(module: torch.nn.Module) -> None:
+    _, world = _dist_info()
+    if world <= 1:
+        return
+    for t in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(t.data, src=0)
+
+
+def _noise(G: Generator, b: int, g: torch.Generator, like: torch.Tensor) -> list[torch.Tensor]:
+    out = []
+    for i in range(len(G.convs)):
+        res = getattr(G, f"noise_const_{i}").shape[-1]
+        out.append(torch.randn(b, 1, res, res, generator=g).to(like.device, like.dtype))
+    return out
+
+
+def _opt_state(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    out = {}
+    sd = opt.state_dict()
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            out[f"{prefix}.{idx}.{k}"] = torch.as_tensor(v)
+    return out
+
+
+def _load_opt_state(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str
+) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in prefixed(tensors, prefix).items():
+        idx, name = k.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _load_data(cfg: TrainConfig, data: torch.Tensor | None) -> torch.Tensor:
+    """Training images in [-1, 1], ``(N, C, R, R)`` float32 on CPU."""
+    if data is not None:
+        x = data.float()
+    elif cfg.data == "texture":
+        from ..methods.ganfit.texture_gan import texture_maps_cached
+
+        x = texture_maps_cached(cfg.n_train, cfg.resolution, cfg.data_seed, progress=True) * 2 - 1
+    else:
+        raise InvalidInput(f"config data={cfg.data!r} needs the data tensor passed to train()")
+    if x.dim() != 4 or x.shape[-1] != cfg.resolution or x.shape[-2] != cfg.resolution:
+        raise InvalidInput(
+            f"training data must be (N, C, {cfg.resolution}, {cfg.resolution}), got {tuple(x.shape)}"
+        )
+    return x
+
+
+def _progressive_stage(G: Generator, cfg: TrainConfig, nimg: int) -> tuple[int, float]:
+    """``(stage, alpha)`` after ``nimg`` images: ``fade_kimg`` at 8 px (stage 1), then per
+    higher resolution a fade-in phase (alpha 0 -> 1) and a stable phase of ``fade_kimg`` each."""
+    top = len(G.resolutions) - 1
+    k = nimg / (cfg.fade_kimg * 1000.0) - 1.0
+    if k < 0:
+        return 1, 1.0
+    stage = 2 + int(k // 2)
+    if stage > top:
+        return top, 1.0
+    return stage, float(min(1.0, k - 2 * (stage - 2)))
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------
+
+
+def train(
+    config: TrainConfig,
+    work_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    data: torch.Tensor | None = None,
+    resume: bool = True,
+    command: str | None = None,
+    progress: bool = True,
+    export_name: str = "texture_gan",
+    eval_fn=None,
+) -> dict[str, Any]:
+    """Train (or resume) a GAN; returns ``{"step", "wall_time_s", "log": [...], "G_ema": G}``.
+
+    Args:
+        config: the run (see :class:`TrainConfig`).
+        work_dir: where ``checkpoint.*`` and ``log.jsonl`` live (resumed from if present and
+            ``resume``).
+        out: export directory for the EMA generator (+ log copy), or None.
+        data: training images ``(N, C, R, R)`` in [-1, 1] (else from ``config.data``).
+        command: the command line recorded in checkpoints (default: ``sys.argv``).
+        eval_fn: optional ``fn(G_ema, data) -> dict`` of metrics, called at checkpoints.
+
+    Works inside ``torch.distributed`` (initialise the process group first, as :func:`main`
+    does under ``torchrun``).
+    """
+    rank, world = _dist_info()
+    cfg = config
+    dev = _device(cfg)
+    work = Path(work_dir)
+    if rank == 0:
+        work.mkdir(parents=True, exist_ok=True)
+    if cfg.batch % (cfg.micro_batch * world):
+        raise InvalidInput(
+            f"batch {cfg.batch} must be a multiple of micro_batch {cfg.micro_batch} x processes {world}"
+        )
+    accum = cfg.batch // (cfg.micro_batch * world)
+    cmd = command if command is not None else " ".join(shlex.quote(a) for a in sys.argv)
+
+    x_all = _load_data(cfg, data)
+    torch.manual_seed(cfg.seed)
+    G = Generator(cfg.gen_config()).to(dev)
+    if G.base is not None:
+        G.init_base(x_all.mean(0))
+    D = Discriminator(cfg.disc_config()).to(dev)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    c = cfg.r1_interval / (cfg.r1_interval + 1) if cfg.r1_interval > 0 else 1.0
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=1e-8)
+    opt_d = torch.optim.Adam(
+        D.parameters(), lr=cfg.lr_d * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c), eps=1e-8
+    )
+    aug_cfg = AugmentConfig(**cfg.augment)
+    step, wall0, log = 0, 0.0, []
+    ck_w, ck_j = checkpoint_paths(work / "checkpoint")
+    if resume and ck_w.is_file() and ck_j.is_file():
+        tensors, meta = load_checkpoint(work / "checkpoint", device=dev)
+        saved = meta.get("config", {})
+        for k in ("generator", "discriminator", "batch", "seed"):
+            if saved.get(k) != cfg.to_dict().get(k):
+                raise ModelFormatError(
+                    f"{ck_j}: checkpoint was trained with {k}={saved.get(k)!r}, this run has "
+                    f"{cfg.to_dict().get(k)!r}; use another --work-dir or --no-resume"
+                )
+        G.load_state_dict(prefixed(tensors, "G"))
+        D.load_state_dict(prefixed(tensors, "D"))
+        G_ema.load_state_dict(prefixed(tensors, "G_ema"))
+        _load_opt_state(opt_g, tensors, "opt_G")
+        _load_opt_state(opt_d, tensors, "opt_D")
+        if "rng.torch" in tensors:
+            torch.set_rng_state(tensors["rng.torch"].cpu())
+        step, wall0 = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
+        log_path = work / "log.jsonl"
+        if log_path.is_file():
+            log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+            log = [r for r in log if r["step"] <= step]
+    _broadcast_module(G)
+    _broadcast_module(D)
+    _broadcast_module(G_ema)
+
+    prog = cfg.gen_config().architecture == "progressive"
+    t_start = time.perf_counter()
+    t_interval = t_start
+    acc: dict[str, list[float]] = {}
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", dynamic_ncols=True)
+    n_data = x_all.shape[0]
+    mix_layers = G.num_ws
+
+    def batch_data(t: int, k: int) -> torch.Tensor:
+        gi = _gen(cfg.seed, t, "data")
+        idx = torch.randint(0, n_data, (cfg.batch,), generator=gi)
+        sel = idx[k * cfg.micro_batch : (k + 1) * cfg.micro_batch]
+        return x_all[sel].to(dev)
+
+    def fake(t: int, phase: str, k: int, m: int) -> torch.Tensor:
+        g = _gen(cfg.seed, t, phase, k)
+        z = torch.randn(m, G.config.z_dim, generator=g).to(dev)
+        z2 = torch.randn(m, G.config.z_dim, generator=g).to(dev)
+        do_mix = float(torch.rand((), generator=g)) < cfg.style_mixing
+        cut = int(torch.randint(1, mix_layers, (), generator=g))
+        noise = _noise(G, m, g, z)
+        w = G.mapping(z)
+        w2 = G.mapping(z2) if do_mix else None
+        return G.synthesis(G.mix_ws(w, w2, cut if do_mix else None), noise=noise), g
+
+    def resize(x: torch.Tensor, r: int) -> torch.Tensor:
+        return x if x.shape[-1] == r else torch.nn.functional.adaptive_avg_pool2d(x, r)
+
+    stop_reason = "steps"
+    while step < cfg.steps:
+        nimg = step * cfg.batch
+        if prog:
+            s, a = _progressive_stage(G, cfg, nimg)
+            G.set_stage(s, a)
+            G_ema.set_stage(s, a)
+            D.set_stage(s, a)
+        res = G.output_resolution
+        ks = [rank * accum + i for i in range(accum)]
+        # ---- G phase
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        lg = 0.0
+        fakes = []
+        for k in ks:
+            img, g = fake(step, "G", k, cfg.micro_batch)
+            fakes.append(img.detach())
+            logits = D(augment(img, aug_cfg, g))
+            loss = g_nonsaturating_loss(logits)
+            (loss / accum).backward()
+            lg += float(loss.detach()) / accum
+        _allreduce_grads(G, world)
+        opt_g.step()
+        # ---- D phase
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        ld = dr = df = 0.0
+        for k, img in zip(ks, fakes):  # the G phase's images, reused (one G forward per step)
+            g = _gen(cfg.seed, step, "D", k)
+            real = resize(batch_data(step, k), res)
+            fl = D(augment(img, aug_cfg, g))
+            rl = D(augment(real, aug_cfg, g))
+            loss = d_logistic_loss(rl, fl)
+            (loss / accum).backward()
+            ld += float(loss.detach()) / accum
+            dr += float(rl.detach().mean()) / accum
+            df += float(fl.detach().mean()) / accum
+        r1v = None
+        if cfg.r1_interval > 0 and cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
+            r1v = 0.0
+            for k in ks:
+                g = _gen(cfg.seed, step, "R1", k)
+                real = resize(batch_data(step, k), res).detach().requires_grad_(True)
+                rl = D(augment(real, aug_cfg, g))
+                pen = r1_penalty(real, rl)
+                (pen * (cfg.r1_gamma / 2) * cfg.r1_interval / accum).backward()
+                r1v += float(pen) / accum
+        _allreduce_grads(D, world)
+        opt_d.step()
+        # ---- w_avg (identical on all ranks) and EMA
+        with torch.no_grad():
+            gz = _gen(cfg.seed, step, "wavg")
+            w = G.mapping(torch.randn(64, G.config.z_dim, generator=gz).to(dev))
+            G.mapping.w_avg.copy_(w.mean(0).lerp(G.mapping.w_avg, 0.995 if step else 0.0))
+            ema_nimg = cfg.ema_kimg * 1000.0
+            if cfg.ema_rampup is not None:
+                ema_nimg = min(ema_nimg, (nimg + cfg.batch) * cfg.ema_rampup)
+            beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.copy_(p.detach().lerp(pe, beta))
+            for be, b in zip(G_ema.buffers(), G.buffers()):
+                be.copy_(b)
+        step += 1
+        for key, v in (("loss_G", lg), ("loss_D", ld), ("D_real", dr), ("D_fake", df), ("r1", r1v)):
+            if v is not None:
+                acc.setdefault(key, []).append(v)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(G=f"{lg:.3f}", D=f"{ld:.3f}")
+        elapsed = time.perf_counter() - t_start
+        over_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
+        if over_time:
+            stop_reason = "max_minutes"
+        last = step >= cfg.steps or over_time
+        if step % cfg.log_interval == 0 or last:
+            now = time.perf_counter()
+            n_int = len(acc.get("loss_G", [])) or 1
+            row = {"step": step, "kimg": step * cfg.batch / 1000, "wall_time_s": round(wall0 + elapsed, 2),
+                   "sec_per_step": round((now - t_interval) / n_int, 4),
+                   **{k: round(sum(v) / len(v), 5) for k, v in acc.items()}}  # fmt: skip
+            if prog:
+                row["stage_resolution"], row["alpha"] = res, round(G.alpha, 4)
+            acc, t_interval = {}, now
+            if (step % cfg.ckpt_interval == 0 or last) and eval_fn is not None and rank == 0:
+                row["metrics"] = eval_fn(G_ema, x_all)
+            log.append(row)
+            if rank == 0:
+                with open(work / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+        if (step % cfg.ckpt_interval == 0 or last) and rank == 0:
+            metrics = next((r["metrics"] for r in reversed(log) if "metrics" in r), {})
+            meta = {"config": cfg.to_dict(), "command": cmd, "seed": cfg.seed, "step": step,
+                    "images_seen": step * cfg.batch, "wall_time_s": round(wall0 + elapsed, 2),
+                    "world_size": world, "metrics": metrics, "torch": torch.__version__}  # fmt: skip
+            tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
+            tensors.update({f"D.{k}": v for k, v in D.state_dict().items()})
+            tensors.update({f"G_ema.{k}": v for k, v in G_ema.state_dict().items()})
+            tensors.update(_opt_state(opt_g, "opt_G"))
+            tensors.update(_opt_state(opt_d, "opt_D"))
+            tensors["rng.torch"] = torch.get_rng_state()
+            save_checkpoint(work / "checkpoint", tensors, meta)
+            _rewrite_log(work / "log.jsonl", log)
+            if out is not None:
+                export_generator(G_ema, meta, Path(out) / export_name, log)
+        if over_time:
+            break
+    if bar is not None:
+        bar.close()
+    return {"step": step, "wall_time_s": wall0 + time.perf_counter() - t_start, "log": log,
+            "G_ema": G_ema, "G": G, "D": D, "stop_reason": stop_reason}  # fmt: skip
+
+
+def _rewrite_log(path: Path, log: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in log))
+    os.replace(tmp, path)
+
+
+def export_generator(
+    G: Generator, meta: dict, stem: str | os.PathLike, log: list[dict] | None = None
+) -> None:
+    """Write ``stem.safetensors`` (generator weights) + ``stem.json`` (+ ``log.jsonl`` beside)."""
+    stem = Path(stem)
+    m = dict(meta)
+    m["kind"] = "generator"
+    m["generator_config"] = G.config.to_dict()
+    m["license"] = "MIT (trained by facelab from its own procedural textures)"
+    save_checkpoint(stem, {k: v for k, v in G.state_dict().items()}, m)
+    if log is not None:
+        _rewrite_log(stem.parent / "log.jsonl", log)
+
+
+def load_generator(
+    stem: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Generator, dict]:
+    """``(G, meta)`` from an :func:`export_generator` file or a training checkpoint's ``G_ema``."""
+    tensors, meta = load_checkpoint(stem, device=device)
+    if meta.get("kind") == "generator":
+        gcfg, sd = meta["generator_config"], tensors
+    else:
+        cfg = meta.get("config")
+        if not isinstance(cfg, dict) or "generator" not in cfg:
+            raise ModelFormatError(f"{stem}: checkpoint has no generator config")
+        gcfg, sd = TrainConfig.from_dict(cfg).gen_config().to_dict(), prefixed(tensors, "G_ema")
+    G = Generator(GeneratorConfig(**gcfg)).to(device)
+    try:
+        G.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ModelFormatError(f"{stem}: weights do not match the generator config ({e})") from e
+    return G.eval().requires_grad_(False), meta
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The training options (shared by ``python -m facelab.gan.train`` and ``facelab train``)."""
+    p.add_argument(
+        "--config", default="cpu-64", help=f"named config: {', '.join(CONFIGS)} (default cpu-64)"
+    )
+    p.add_argument("--out", default=None, help="export directory for the EMA generator and log")
+    p.add_argument("--work-dir", default=None,
+                   help="checkpoints + log (default: <facelab cache>/gan/<config>)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=None, help="override the config's steps")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument(
+        "--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this"
+    )
+    p.add_argument(
+        "--no-resume", action="store_true", help="start afresh even if a checkpoint exists"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="override a config field, e.g. --set batch=32 --set 'augment={\"translation\":0.5}'")  # fmt: skip
+    p.add_argument(
+        "--no-eval", action="store_true", help="skip the cheap spectral metrics at checkpoints"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if args.config not in CONFIGS:
+        raise InvalidInput(f"unknown config {args.config!r}; choose from {sorted(CONFIGS)}")
+    d = CONFIGS[args.config].to_dict()
+    for kv in args.set:
+        if "=" not in kv:
+            raise InvalidInput(f"--set expects KEY=JSON, got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            d[k] = json.loads(v)
+        except json.JSONDecodeError:
+            d[k] = v
+    if args.steps is not None:
+        d["steps"] = args.steps
+    if args.seed is not None:
+        d["seed"] = args.seed
+    if args.max_minutes is not None:
+        d["max_minutes"] = args.max_minutes
+    return TrainConfig.from_dict(d)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run training from parsed arguments (initialises torch.distributed under torchrun)."""
+    torch.set_num_threads(max(1, int(args.threads)))
+    cfg = config_from_args(args)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if _device(cfg).type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    from ..data import cache_dir
+
+    work = Path(args.work_dir) if args.work_dir else Path(cache_dir()) / "gan" / cfg.name
+    eval_fn = None
+    if not args.no_eval:
+        from .metrics import training_metrics
+
+        eval_fn = training_metrics
+    argv0 = Path(sys.argv[0]).name if sys.argv else ""
+    prog = (
+        "facelab"
+        if argv0 in ("facelab", "__main__.py", "cli.py")
+        else "python -m facelab.gan.train"
+    )
+    command = " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
+    res = train(cfg, work, out=args.out, resume=not args.no_resume, eval_fn=eval_fn, command=command,
+                progress=sys.stderr.isatty() or os.environ.get("FACELAB_TQDM") == "1")  # fmt: skip
+    rank, _ = _dist_info()
+    if rank == 0:
+        last = res["log"][-1] if res["log"] else {}
+        print(json.dumps({"step": res["step"], "wall_time_s": round(res["wall_time_s"], 1),
+                          "stop_reason": res["stop_reason"], "last": last}))  # fmt: skip
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m facelab.gan.train [--config cpu-64] [--out DIR] ...``."""
+    p = argparse.ArgumentParser(
+        prog="python -m facelab.gan.train", description=__doc__.split("\n")[0]
+    )
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def _spawn_worker(rank: int, world: int, init_file: str, cfg: dict, work_dir: str, data_path: str | None,
+                  result_path: str) -> None:  # fmt: skip
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        from safetensors.torch import load_file, save_file
+
+        data = load_file(data_path)["data"] if data_path else None
+        res = train(
+            TrainConfig.from_dict(cfg), work_dir, data=data, progress=False, command="spawn_train"
+        )
+        if rank == 0:
+            sd = {f"G.{k}": v for k, v in res["G"].state_dict().items()}
+            sd.update({f"D.{k}": v for k, v in res["D"].state_dict().items()})
+            sd.update({f"G_ema.{k}": v for k, v in res["G_ema"].state_dict().items()})
+            save_file({k: v.contiguous() for k, v in sd.items()}, result_path)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn_train(
+    world: int, config: TrainConfig, work_dir: str | os.PathLike, data: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Run :func:`train` in ``world`` local CPU processes (gloo), as ``torchrun`` would; returns
+    rank 0's final ``G.*``, ``D.*`` and ``G_ema.*`` tensors. For tests and small experiments."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file, save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = None
+        if data is not None:
+            data_path = os.path.join(tmp, "data.safetensors")
+            save_file({"data": data.contiguous()}, data_path)
+        result = os.path.join(tmp, "result.safetensors")
+        init = os.path.join(tmp, "init")
+        method = "fork" if sys.platform.startswith("linux") else "spawn"  # fork: no re-import
+        mp.start_processes(_spawn_worker, args=(world, init, config.to_dict(), str(work_dir), data_path, result),
+                           nprocs=world, join=True, start_method=method)  # fmt: skip
+        return load_file(result)
