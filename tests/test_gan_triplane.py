@@ -180,3 +180,28 @@ def test_loading_a_non_triplane_checkpoint_fails_clearly(tmp_path):
     save_checkpoint(tmp_path / "x", {"a": torch.zeros(1)}, {"kind": "texture-gan"})
     with pytest.raises(InvalidInput, match="tri-plane"):
         load_triplane_generator(tmp_path / "x")
+
+
+def test_world_views_sit_in_the_eg3d_frame(tmp_path):
+    from facelab.gan.triplane_data import TriplaneViews, ViewsConfig, build_views
+    from facelab.geometry.eg3d import EG3D_RAY_END, EG3D_RAY_START, pixel_intrinsics
+    from facelab.render.volume import camera_rays
+
+    cfg = ViewsConfig(model="builtin", realism=0.0, image_size=32, length=4, chunk=4)
+    v = TriplaneViews(build_views(tmp_path, cfg, progress=False))
+    assert len(v) == 4 and v.image.dtype == torch.uint8
+    # the look-at point projects to the image centre: the optical axis passes through it
+    axis = v.c2w[:, :3, 2]
+    to_lookat = torch.tensor([0.0, 0.0, 0.2]) - v.c2w[:, :3, 3]
+    cos = (torch.nn.functional.normalize(to_lookat, dim=-1) * axis).sum(-1)
+    torch.testing.assert_close(cos, torch.ones(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(to_lookat.norm(dim=-1), torch.full((4,), 2.5), atol=1e-4, rtol=0)
+    # every surface point lies inside the box and between EG3D's ray bounds
+    rays = camera_rays(v.c2w, pixel_intrinsics(v.K_norm[None], 32), 32)
+    t = v.depth.reshape(4, -1) / rays.z_per_t
+    pts = (rays.origins + t[..., None] * rays.directions)[v.mask.reshape(4, -1)]
+    assert pts.shape[0] > 100
+    assert (pts.abs() < 0.5).all()
+    assert (t[v.mask.reshape(4, -1)] > EG3D_RAY_START).all() and (
+        t[v.mask.reshape(4, -1)] < EG3D_RAY_END
+    ).all()

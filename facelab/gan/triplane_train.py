@@ -127,7 +127,7 @@ CONFIGS: dict[str, TriplaneTrainConfig] = {
     # Smoke test (seconds): the loop, checkpoint and resume, not a model.
     "tiny": TriplaneTrainConfig(
         name="tiny",
-        views={"length": 32, "chunk": 16, "image_size": 32},
+        views={"length": 8, "chunk": 8, "image_size": 32, "model": "builtin", "realism": 0.0},
         generator={
             "plane_res": 8,
             "plane_channels": 4,
