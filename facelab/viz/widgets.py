@@ -96,7 +96,8 @@ class InteractiveFigure:
         render: the function called with the controls' values as keyword arguments.
         controls: name -> ipywidgets control (anything with a ``value`` trait).
         output: the ``ipywidgets.Output`` whose ``outputs`` hold the current picture.
-        widget: the box to display (controls above or beside the output).
+        widget: the box to display (controls above or beside the output; ``None`` with
+            ``layout=None``, when the caller lays out ``output`` and the controls itself).
         calls: how many times ``render`` ran (1 after construction).
     """
 
@@ -104,12 +105,12 @@ class InteractiveFigure:
         self,
         render: Callable[..., Any],
         controls: Mapping[str, Any],
-        layout: str = "vertical",
+        layout: str | None = "vertical",
     ) -> None:
         w = _ipywidgets()
         if not callable(render):
             raise InvalidInput(f"interactive: render must be callable, got {type(render).__name__}")
-        if layout not in ("vertical", "horizontal"):
+        if layout not in ("vertical", "horizontal", None):
             raise InvalidInput(
                 f"interactive: layout must be 'vertical' or 'horizontal', got {layout!r}"
             )
@@ -128,10 +129,12 @@ class InteractiveFigure:
         self.update(raise_errors=True)  # the initial state, set directly (an error fails the cell)
         for c in self.controls.values():
             c.observe(self._on_change, names="value")
-        box = w.VBox if layout == "vertical" else w.HBox
-        inner = w.HBox if layout == "vertical" else w.VBox
-        self.widget = box([inner(list(self.controls.values())), self.output])
-        self.widget.interactive = self
+        self.widget = None  # layout=None: the caller places self.output and the controls
+        if layout is not None:
+            box = w.VBox if layout == "vertical" else w.HBox
+            inner = w.HBox if layout == "vertical" else w.VBox
+            self.widget = box([inner(list(self.controls.values())), self.output])
+            self.widget.interactive = self
 
     def values(self) -> dict[str, Any]:
         """The controls' current values by name."""
@@ -268,9 +271,10 @@ class ModelExplorer:
             view = self.figure
         else:
             self.figure = fig
-            self.output = w.Output()
+            # the one widget helper owns the Output widget and writes the figure into it
+            self.app = InteractiveFigure(lambda: self.figure, {}, layout=None)
+            self.output = self.app.output
             view = self.output
-            self._redisplay()
         for s in self.identity_sliders + self.expression_sliders:
             s.observe(self._on_change, names="value")
         controls = []
@@ -304,10 +308,10 @@ class ModelExplorer:
         return (verts - self.model.mean.to(verts.dtype)).norm(dim=-1)
 
     def _redisplay(self) -> None:
-        # Set the Output widget's outputs directly instead of capturing a display() call in
-        # `with self.output:` — the capture routes through the kernel's message hooks, which
-        # stalled notebook execution (nbclient waited for the cell's idle message) at random.
-        self.output.outputs = output_items(self.figure)
+        # The Output widget's outputs are set directly (InteractiveFigure.update) instead of
+        # capturing a display() call in `with self.output:` — the capture routes through the
+        # kernel's message hooks, which stalled notebook execution at random.
+        self.app.update(raise_errors=True)
 
     def update(self) -> None:
         """Recompute the shape from the sliders and redraw."""
