@@ -4,6 +4,11 @@
     python benchmarks/render.py --quick         # 256 px, batch 1, face only
     python benchmarks/render.py --json          # machine-readable rows
 
+With CUDA present, every configuration is also timed on the GPU (a ``cuda`` row). The
+before/after rows (issue 12: one render path) time the pre-refactor code paths, kept in this
+file only, against the library's, in the same run: ``Renderer.render`` and the fitter's
+``render_face``, forward+backward, and print after/before ratios (< 1 = faster now).
+
 Meshes: the ICT-FaceKit neutral mesh (``FACELAB_DATA`` / the asset registry): its **face**
 region (vertices 0-9408: 9,409 vertices, 18,461 triangles) and the **full** mesh (26,719
 vertices, 52,220 triangles: head, neck, mouth socket, teeth, eyes...). Without the asset, an
@@ -237,6 +242,79 @@ def dense_reference_ms(v, f, size: int) -> float:
     return _median_ms(run, 1, torch.device("cpu"))
 
 
+# --------------------------------------------------------------------------------------------
+# Before / after issue 12 (one render path), measured in the same run. The "before" code is
+# kept here, and only here, so the ratio stays measurable.
+
+
+def _vertex_normals_before(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """The renderer's private copy of vertex normals before issue 12 (now geometry.mesh's)."""
+    B, V, _ = verts.shape
+    a, b, c = verts[:, faces[:, 0]], verts[:, faces[:, 1]], verts[:, faces[:, 2]]
+    x1, y1, z1 = (b - a).unbind(-1)
+    x2, y2, z2 = (c - a).unbind(-1)
+    n = torch.stack([y1 * z2 - z1 * y2, z1 * x2 - x1 * z2, x1 * y2 - y1 * x2], -1)
+    idx = faces.T.reshape(1, -1) + V * torch.arange(B, device=verts.device).unsqueeze(1)
+    acc = verts.new_zeros(B * V, 3).index_add(0, idx.reshape(-1), n.repeat(1, 3, 1).reshape(-1, 3))
+    return torch.nn.functional.normalize(acc.view(B, V, 3), dim=-1, eps=1e-12)
+
+
+def _render_face_before(verts_cam, faces, albedo, light, K, image_size):
+    """fit.render.render_face before issue 12: its own dense project/rasterize/interpolate/shade."""
+    from facelab.geometry.camera import project_depth
+    from facelab.geometry.mesh import vertex_normals
+    from facelab.render import interpolate
+    from facelab.render.shading import sh_shading
+
+    frags = rasterize(project_depth(verts_cam, K), faces, image_size, cull_backfaces=True)
+    attrs = torch.cat([albedo, vertex_normals(verts_cam, faces)], -1)
+    buf = interpolate(attrs, frags, faces)
+    alb, nrm = buf[..., :3], buf[..., 3:]
+    nrm = nrm / nrm.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    return alb * sh_shading(nrm, light) * frags.mask[..., None]
+
+
+def before_after(v, f, size: int, batch: int, device, reps: int) -> list[dict]:
+    """Median fwd+bwd ms of the old and the new code paths, same inputs, same run."""
+    import facelab.render.renderer as renderer_mod
+    from facelab.fit.render import render_face
+
+    cam, verts, sh, col = _inputs(v, f, size, batch, device)
+    fd = f.to(device)
+    vc = cam.to_camera(verts)
+    K = cam.K
+    rows = []
+
+    def renderer_fb():
+        vg, shg, cg = (t.clone().requires_grad_(True) for t in (verts, sh, col))
+        out = Renderer(size).render(vg, fd, camera=cam, sh=shg, vertex_colors=cg)
+        out.image.sum().backward()
+
+    new = _median_ms(renderer_fb, reps, device)
+    orig = renderer_mod.vertex_normals
+    renderer_mod.vertex_normals = _vertex_normals_before
+    try:
+        old = _median_ms(renderer_fb, reps, device)
+    finally:
+        renderer_mod.vertex_normals = orig
+    rows.append({"path": "Renderer.render", "before_ms": old, "after_ms": new})
+
+    def face_fb(fn):
+        def run():
+            vg, shg, cg = (t.clone().requires_grad_(True) for t in (vc, sh, col))
+            img = fn(vg, fd, cg, shg, K, (size, size))
+            (img.image if hasattr(img, "image") else img).sum().backward()
+
+        return run
+
+    old = _median_ms(face_fb(_render_face_before), reps, device)
+    new = _median_ms(face_fb(render_face), reps, device)
+    rows.append({"path": "fit render_face", "before_ms": old, "after_ms": new})
+    for r in rows:
+        r.update(size=size, batch=batch, device=device.type, ratio=r["after_ms"] / r["before_ms"])
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
@@ -249,6 +327,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-reference", action="store_true", help="skip the dense reference")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--no-compare", action="store_true", help="skip the before/after (issue 12) ratios"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.batches, args.threads, args.meshes = [256], [1], [1], ["face"]
@@ -295,6 +376,14 @@ def main(argv=None) -> int:
          and r["mesh"].startswith("ICT face") and r["backend"] == "torch" and r["device"] == "cpu"),
         None,
     )  # fmt: skip
+    compare = []
+    if not args.no_compare:
+        torch.set_num_threads(1)
+        wh = "face" if "face" in meshes else next(iter(meshes))
+        v, f, _ = meshes[wh]
+        for device in devices:
+            for size in sorted({256} & set(args.sizes)) or args.sizes[:1]:
+                compare += before_after(v, f, size, 1, device, args.reps)
     memory_fits = [] if args.no_memory else memory_model(rows)
     summary = {
         "torch": torch.__version__,
@@ -306,6 +395,7 @@ def main(argv=None) -> int:
         "target_row_fwd_bwd_ms": target["fwd_bwd_ms"] if target else None,
         "target_met": (target["fwd_bwd_ms"] < TARGET_MS) if target else None,
         "memory_model": memory_fits,
+        "before_after": compare,
     }
     if args.json:
         print(json.dumps({"rows": rows, "references": refs, "summary": summary}, indent=2))
@@ -315,6 +405,10 @@ def main(argv=None) -> int:
               f"{m['mb_per_image']:.1f} MB/image + {m['bytes_per_pixel']:.0f} B/pixel x batch "
               f"(least squares over {m['points']} configurations; worst relative residual "
               f"{100 * m['max_rel_residual']:.1f} %)")  # fmt: skip
+    for c in compare:
+        print(f"\nbefore/after issue 12, {c['path']} fwd+bwd ({c['device']}, {c['size']} px, "
+              f"B {c['batch']}, 1 thread): {c['before_ms']:.1f} -> {c['after_ms']:.1f} ms, "
+              f"ratio {c['ratio']:.2f}")  # fmt: skip
     for ref in refs:
         print(f"\nreference: {ref['reference']} on {ref['mesh']} at {ref['size']} px: "
               f"{ref['ref_ms']:.0f} ms vs facelab rasterize {ref['ours_ms']:.1f} ms "

@@ -9,7 +9,9 @@ a pixel :math:`p` covered by triangle ``(a, b, c)`` with perspective-correct bar
            \\rho(p) = \\sum_k b_k \\rho_{f_k},\\; n(p) = \\mathrm{normalize}(\\sum_k b_k n_{f_k})
 
 (Lambertian SH shading, :func:`facelab.render.shading.sh_shading`; the normals are in camera
-axes, so the lighting is fixed to the camera, not to the head). Hard rasterization gives
+axes, so the lighting is fixed to the camera, not to the head). It is
+:class:`facelab.render.Renderer` with ``sh`` and ``vertex_colors`` — the one render path the
+world's photos come from too — plus the fitter's masks (skin region, eroded silhouette). Hard rasterization gives
 gradients w.r.t. everything inside the silhouette; the silhouette itself is constrained by
 the landmark term.
 """
@@ -20,16 +22,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..geometry.camera import project_depth
-from ..geometry.mesh import vertex_normals
-from ..render import interpolate, rasterize
 from ..render.rasterize import Fragments
-from ..render.shading import sh_shading
+from ..render.renderer import Renderer
 
 
 @dataclass
 class FaceRender:
-    """Buffers of :func:`render_face` (channel-last, ``(B, H, W, C)``)."""
+    """Buffers of :func:`render_face` (channel-last ``(B, H, W, C)`` render buffers, 0 on the
+    background; :mod:`facelab.geometry.conventions`)."""
 
     image: torch.Tensor  # (B, H, W, 3)
     mask: torch.Tensor  # (B, H, W) bool
@@ -67,14 +67,16 @@ def render_face(
     Returns:
         :class:`FaceRender`.
     """
-    screen = project_depth(verts_cam, K)
-    frags = rasterize(screen, faces, image_size, cull_backfaces=True)
-    normals = vertex_normals(verts_cam, faces)
-    attrs = torch.cat([albedo.to(verts_cam.dtype), normals], -1)
-    buf = interpolate(attrs, frags, faces)
-    alb, nrm = buf[..., :3], buf[..., 3:]
-    nrm = nrm / nrm.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    shade = sh_shading(nrm, light.to(verts_cam.dtype))
+    # the library's one render path (facelab.render.Renderer): project, rasterize, one fused
+    # packed interpolation of normals and albedo, SH shading of the covered pixels
+    out = Renderer(image_size=tuple(image_size), near=1e-6, cull_backfaces=True).render(
+        verts_cam, faces, K=K, vertex_colors=albedo.to(verts_cam.dtype),
+        sh=light.to(verts_cam.dtype), albedo_map=True,
+    )  # fmt: skip
+    frags = out.fragments
+    img = out.image.permute(0, 2, 3, 1)  # channel-last views (render buffers), 0 on background
+    alb = out.albedo.permute(0, 2, 3, 1)
+    nrm = out.normals.permute(0, 2, 3, 1)
     mask = frags.mask
     if vertex_mask is not None:
         fmask = vertex_mask.to(faces.device)[faces].all(-1)  # (F,)
@@ -84,7 +86,6 @@ def render_face(
         outside = (~mask).to(verts_cam.dtype)[:, None]
         grown = torch.nn.functional.max_pool2d(outside, k, stride=1, padding=erode)[:, 0] > 0
         mask = mask & ~grown
-    img = alb * shade * frags.mask[..., None]
     return FaceRender(image=img, mask=mask, albedo=alb, normals=nrm, fragments=frags)
 
 

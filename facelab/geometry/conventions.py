@@ -18,8 +18,22 @@ space to camera space as ``x_cam = R(rotation) @ FLIP @ x_model + translation`` 
 frame. So rotation 0 is a frontal face looking into the camera; yaw is a rotation about the
 camera's y axis, pitch about x, roll about z.
 
-**Images** exchanged between modules: ``(B, 3, H, W)`` float RGB in ``[0, 1]``. Render buffers
-(rasterizer output and interpolated attributes) are channel-last ``(B, H, W, C)``.
+**Images** exchanged between modules: ``(B, 3, H, W)`` float RGB in ``[0, 1]`` (photos,
+:class:`facelab.render.RenderOutput`, the world's samples). Render buffers (rasterizer output,
+interpolated attributes, :class:`facelab.fit.render.FaceRender`) are channel-last
+``(B, H, W, C)``; convert at the edges with ``permute``.
+
+**Background**: the rasterizer marks uncovered pixels with ``Fragments.pix_to_face = -1`` and
+``Fragments.zbuf = -1`` (a sentinel, never a depth); every depth *map* (``RenderOutput.depth``,
+the world's ``depth``) and every colour, albedo and normal buffer is 0 there.
+
+**One render path**: ``rasterize -> Fragments -> interpolate / texture -> shading (->
+antialias)``, composed once in :class:`facelab.render.Renderer`; the fitter's ``render_face`` and
+the world's photos are ``Renderer`` renders plus their own masks and shading on the same
+fragments.
+
+**Focal length** from a field of view: across the longer image side,
+``f = 0.5 max(H, W) / tan(fov / 2)`` (:func:`facelab.geometry.camera.focal_from_fov`).
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ class RenderOutput:
         verts_camera: ``(B, V, 3)`` camera-space vertices.
         verts_screen: ``(B, V, 3)`` ``(u, v, z)``.
         landmarks: ``(B, L, 2)`` projected landmark vertices (pixels), if requested.
+        albedo: ``(B, 3, H, W)`` the unlit surface colour (0 on background), if requested
+            (``render(..., albedo_map=True)``, hard mode).
     """
 
     image: torch.Tensor
@@ -68,6 +70,7 @@ class RenderOutput:
     verts_camera: torch.Tensor
     verts_screen: torch.Tensor
     landmarks: torch.Tensor | None = None
+    albedo: torch.Tensor | None = None
 
     def normal_map(self) -> torch.Tensor:
         """``(B, 3, H, W)`` normals encoded ``(n + 1) / 2`` in ``[0, 1]``, 0 on background."""
@@ -161,6 +164,7 @@ class Renderer:
         specular: float | torch.Tensor = 0.0,
         shininess: float = 32.0,
         landmarks: torch.Tensor | None = None,
+        albedo_map: bool = False,
     ) -> RenderOutput:
         """Render a batch of meshes.
 
@@ -181,6 +185,7 @@ class Renderer:
                 Lambert + Blinn-Phong; ``light_color`` ``(B, 3)`` or float.
             specular, shininess: Blinn-Phong ``k_s`` and exponent.
             landmarks: ``(L,)`` long vertex indices to project.
+            albedo_map: also return the unlit albedo buffer (``RenderOutput.albedo``).
 
             With neither ``sh`` nor ``light_dir`` the albedo is shown unlit.
 
@@ -265,6 +270,9 @@ class Renderer:
                     torch.cat([image, mask], -1), frags, screen, faces, self._adj(faces_in, faces)
                 )
                 image, mask = both[..., :3], both[..., 3:]
+        alb_img = None
+        if albedo_map and self.mode == "hard":
+            alb_img = scatter_packed(alb_p, frags).permute(0, 3, 1, 2)
         depth = scatter_packed(frags.z_packed.unsqueeze(1), frags)
         normals = scatter_packed(n_p, frags)
         lmk = None
@@ -279,6 +287,7 @@ class Renderer:
             verts_camera=verts_cam,
             verts_screen=screen,
             landmarks=lmk,
+            albedo=alb_img,
         )
 
     def _adj(self, faces_in: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..geometry.camera import intrinsics, pose_to_camera, project, project_depth
+from ..geometry.camera import intrinsics, project
 from ..geometry.conventions import flip_yz
 from ..geometry.mesh import vertex_normals
 from ..geometry.rotation import (
@@ -49,7 +49,7 @@ from ..geometry.rotation import (
     yaw_pitch_roll_to_matrix,
 )
 from ..models.params import FaceParams
-from ..render import interpolate_packed, rasterize
+from ..render import interpolate_packed
 from ..render.shading import normalized_blinn_phong, sh_basis, sh_shading
 from ..render.texture import sample_points
 from .background import PatchBank, fbm, sample_background
@@ -466,14 +466,17 @@ class WorldRenderer:
                 n = lam.normals.permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix]  # (Np, 3)
                 img = lam.image.permute(0, 2, 3, 1).contiguous()
             else:
-                # The same geometry as Renderer.render (pose, near, back-face culling).
+                # The one render path: Renderer's geometry pass (pose, projection, rasterizer,
+                # interpolated normals; unlit), then the world's shading on its fragments.
+                from ..render.renderer import Renderer
+
                 mverts = model.vertices(P)
-                verts = pose_to_camera(mverts, P.rotation, P.translation)
-                frags = rasterize(
-                    project_depth(verts, K), model.faces, (H, W), near=1e-3, cull_backfaces=True
+                geo = Renderer(image_size=(H, W)).render(
+                    mverts, model.faces, K=K, rotation=P.rotation, translation=P.translation
                 )
+                frags, verts = geo.fragments, geo.verts_camera
                 vn = vertex_normals(verts, model.faces)
-                n = F.normalize(interpolate_packed(vn, frags), dim=-1)
+                n = geo.normals.permute(0, 2, 3, 1).reshape(-1, 3)[frags.pix]  # (Np, 3)
                 bidx = frags.batch_index
                 x = interpolate_packed(verts, frags)  # (Np, 3)
                 rho, uv = self._albedo_at(batch, frags)  # (Np, 3), (Np, 2) | None
