@@ -19,8 +19,10 @@ from facelab.gan.triplane import (
 )
 from facelab.gan.triplane_train import (
     CONFIGS,
+    export_generator,
     load_triplane_generator,
     real_batch,
+    seed_run,
     train,
 )
 from facelab.geometry.eg3d import (
@@ -174,6 +176,21 @@ def test_training_resumes_exactly(tmp_path):
     # the generator learned something different from its initialisation
     G0 = TriplaneGenerator(cfg.gen_config())
     assert not torch.equal(G0.decoder.fc0.weight, Ga.decoder.fc0.weight)
+    # an exported checkpoint says how far it got, and a new run continues from it
+    export_generator(tmp_path / "a", tmp_path / "ship" / "tiny")
+    _, meta_ship = load_triplane_generator(tmp_path / "ship" / "tiny")
+    assert meta_ship["status"].startswith("4 of 4 planned steps (complete")
+    assert (tmp_path / "ship" / "tiny.log.jsonl").read_text().count("\n") == 4
+    cfg.steps = 6
+    train(cfg, tmp_path / "planned6", views, progress=False)
+    assert seed_run(tmp_path / "ship" / "tiny", tmp_path / "c")
+    assert not seed_run(tmp_path / "ship" / "tiny", tmp_path / "c")  # never overwrites a run
+    train(cfg, tmp_path / "c", views, resume=True, progress=False)
+    Gc, meta_c = load_triplane_generator(tmp_path / "c" / "last")
+    G6, _ = load_triplane_generator(tmp_path / "planned6" / "last")
+    assert meta_c["step"] == 6
+    for (k, a), (_, b) in zip(Gc.state_dict().items(), G6.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=k)
 
 
 def test_loading_a_non_triplane_checkpoint_fails_clearly(tmp_path):

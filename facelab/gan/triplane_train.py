@@ -14,7 +14,12 @@ pieces (:mod:`facelab.gan.loss`, :mod:`facelab.gan.checkpoint`):
 
 Command (the shipped CPU run; resumable, ``--resume`` continues from ``OUT/last``)::
 
-    OMP_NUM_THREADS=1 python -m facelab.gan.triplane_train --config cpu-32 --out runs/triplane --resume
+    OMP_NUM_THREADS=1 python -m facelab.gan.triplane_train --config cpu-32 --seed 0 --out runs/triplane --resume
+
+To continue the shipped (partial) checkpoint in a new run directory, add
+``--resume-from facelab/assets/triplane_gan/cpu-32``; ``--export STEM`` writes ``OUT/last`` as
+a shippable checkpoint (``STEM.safetensors``, ``STEM.json`` with ``status`` = steps done of
+planned, ``STEM.log.jsonl``).
 
 The views are rendered once by :func:`facelab.gan.triplane_data.build_views` (about 10 min
 for 3,072 views at 64 px on one core); checkpoints ``OUT/last.{safetensors,json}`` hold G,
@@ -42,7 +47,15 @@ from .loss import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from .triplane import TriplaneConfig, TriplaneGenerator, density_tv_loss, make_discriminator
 from .triplane_data import TriplaneViews, ViewsConfig, build_views
 
-__all__ = ["CONFIGS", "TriplaneTrainConfig", "load_triplane_generator", "main", "train"]
+__all__ = [
+    "CONFIGS",
+    "TriplaneTrainConfig",
+    "export_generator",
+    "load_triplane_generator",
+    "main",
+    "seed_run",
+    "train",
+]
 
 
 @dataclass
@@ -403,6 +416,26 @@ def export_generator(run_dir: str | Path, stem: str | Path, log_tail: int | None
     return wpath
 
 
+def seed_run(stem: str | Path, run_dir: str | Path) -> bool:
+    """Copy an exported checkpoint (+ its log) into ``run_dir/last`` unless the run already
+    has one, so that ``train(..., resume=True)`` continues it. Returns True if copied."""
+    import shutil
+
+    from .checkpoint import checkpoint_paths
+
+    run_dir = Path(run_dir)
+    if (run_dir / "last.json").is_file():
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    w, j = checkpoint_paths(stem)
+    shutil.copyfile(w, run_dir / "last.safetensors")
+    shutil.copyfile(j, run_dir / "last.json")
+    log = Path(str(Path(stem).with_suffix("")) + ".log.jsonl")
+    if log.is_file():
+        shutil.copyfile(log, run_dir / "log.jsonl")
+    return True
+
+
 def load_triplane_generator(
     stem: str | Path, ema: bool = True, device: str | torch.device = "cpu"
 ) -> tuple[TriplaneGenerator, dict]:
@@ -431,11 +464,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--export", default=None, help="only export OUT/last to this stem and exit")
+    p.add_argument(
+        "--resume-from",
+        default=None,
+        help="start OUT from an exported checkpoint (e.g. facelab/assets/triplane_gan/cpu-32) "
+        "if OUT has none yet; implies --resume",
+    )
     args = p.parse_args(argv)
     if args.export:
         print(export_generator(args.out, args.export))
         return 0
     torch.set_num_threads(args.threads)
+    if args.resume_from:
+        seed_run(args.resume_from, args.out)
+        args.resume = True
     cfg = copy.deepcopy(CONFIGS[args.config])
     if args.steps is not None:
         cfg.steps = args.steps
