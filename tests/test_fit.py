@@ -394,3 +394,18 @@ def test_save_writes_mesh_texture_params_overlay_report(tmp_path, model, ph_fit)
     verts = model.forward(p.identity, p.expression)[0]
     torch.testing.assert_close(verts, ph_fit.vertices, atol=1e-5, rtol=0)
     torch.testing.assert_close(torch.tensor(d["K"]), ph_fit.K.float())
+
+
+@pytest.mark.parametrize("side", [80.0, 120.0])  # shrink 2.5x (k = 2) and 3.75x (k = 3)
+def test_crop_image_prefilter_does_not_shift(side):
+    # a horizontal ramp, value u / W at pixel centre u: box filters and bilinear keep it, so
+    # every crop pixel must read the ramp at its own centre (an even avg_pool kernel with
+    # padding k // 2 shifted it by half a photo pixel)
+    H = W = 160
+    x = torch.arange(W, dtype=torch.float64) + 0.5
+    img = (x / W).expand(1, 3, H, W).clone()
+    box, size = (20.0, 20.0, side), 32
+    crop, _ = crop_image(img, box, size)
+    j = torch.arange(size, dtype=torch.float64) + 0.5
+    u = box[0] + j * box[2] / size
+    torch.testing.assert_close(crop[0, 0, size // 2] * W, u, atol=1e-9, rtol=0)
