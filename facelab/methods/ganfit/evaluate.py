@@ -257,6 +257,7 @@ def claim_table(
     n_samples: int = 256,
     n_recon: int = 16,
     proj_steps: int = 150,
+    proj_starts: int = 4,
     psi: float = 1.0,
     seed: int = 0,
     encoder=None,
@@ -290,7 +291,7 @@ def claim_table(
         f"PCA (K={pca.k})": (pca.sample(n_samples, torch.Generator().manual_seed(seed + 1)).float(),
                              project_pca(pca, targets)),
         f"GAN (z={G.config.z_dim}, psi={psi:g})": (
-            gan_samples(G, n_samples, seed + 2, psi), project_gan(G, targets, "z", proj_steps, seed=seed)),
+            gan_samples(G, n_samples, seed + 2, psi), project_gan(G, targets, "z", proj_steps, seed=seed, starts=proj_starts)),
     }  # fmt: skip
     rows = []
     for name, (samples, recon) in sets.items():
