@@ -80,3 +80,26 @@ def test_explain_failure_names_the_error_and_long_cell_previews(build, tmp_path,
     # nbclient shows cells over ten lines as a list repr of their first lines
     assert build._first_source_line("['import time', '', 'a = 1']\n...\n['z']") == "import time"
     assert build.explain_failure("everything fine") == []
+
+
+def test_no_widget_output_capture_in_the_book_or_library():
+    """Every widget goes through facelab.viz.interactive: no ``widgets.interact``,
+    ``interactive_output`` or ``with out:`` capture (they stall nbclient, issue 13)."""
+    import re
+
+    root = BUILD.parents[2]
+    bad = re.compile(
+        r"widgets\.interact\b|\binteract\(|interactive_output|^\s*with\s+[\w.]*out(put)?\s*:",
+        re.M,
+    )
+    files = sorted((root / "book" / "chapters").glob("*.md")) + sorted(
+        (root / "facelab").rglob("*.py")
+    )
+    widgets_py = root / "facelab" / "viz" / "widgets.py"  # its docs name what not to use
+    capture = re.compile(r"^\s*with\s+[\w.]*out(put)?\s*:", re.M)
+    hits = [
+        f"{f.relative_to(root)}: {m.group(0).strip()}"
+        for f in files
+        for m in (capture if f == widgets_py else bad).finditer(f.read_text(errors="replace"))
+    ]
+    assert not hits, hits
