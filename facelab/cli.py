@@ -54,7 +54,7 @@ def _command_words(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
 
 
 class UsageError(Exception):
-    pass
+    """A bad command line (exit code 2); its name is the ``type`` of the JSON error object."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
         msg = f"choose a sub-command (facelab {command} --help lists them)".replace("  ", " ")
         print(f"facelab{' ' + command if command else ''}: error: {msg}", file=sys.stderr)
-        if getattr(args, "json", False) or _Parser.command and "--json" in argv:
+        if "--json" in argv:
             print_json(error_object(command, UsageError(msg), exit_code=2))
         return 2
     try:
@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (FacelabError, OSError) as e:
         # OSError: a file that vanished or a disk that filled up mid-way — one line, no traceback
-        msg = str(e) if isinstance(e, FacelabError) else f"{e.strerror or e}: {e.filename or ''}"
+        if isinstance(e, FacelabError) or not e.strerror:
+            msg = str(e)
+        else:
+            msg = e.strerror + (f": {e.filename}" if e.filename else "")
         print(f"facelab {command}: error: {msg.strip()}", file=sys.stderr)
         if getattr(args, "json", False):
             print_json(error_object(command, e))
