@@ -156,9 +156,12 @@ def pos_pose(
 
 
 def _project(Xc: torch.Tensor, f: float, cx: float, cy: float) -> torch.Tensor:
-    z = Xc[..., 2:3]
-    z = torch.where(z.abs() < 1e-9, torch.full_like(z, 1e-9), z)
-    return torch.cat([f * Xc[..., 0:1] / z + cx, f * Xc[..., 1:2] / z + cy], -1)
+    """``(..., 3)`` camera points -> ``(..., 2)`` pixels, ``fx = fy = f``: the one pinhole
+    formula, :func:`facelab.geometry.camera.project`."""
+    from ..geometry.camera import project
+
+    K = Xc.new_tensor([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
+    return project(Xc.reshape(1, -1, 3), K).reshape(*Xc.shape[:-1], 2)
 
 
 def refine_pose(
