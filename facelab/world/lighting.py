@@ -28,9 +28,11 @@ BasisFn = Callable[[torch.Tensor], torch.Tensor]
 """``basis(normals (..., 3)) -> (..., 9)``."""
 
 
-def fibonacci_sphere(n: int = 400, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def fibonacci_sphere(
+    n: int = 400, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> torch.Tensor:
     """``(n, 3)`` near-uniform unit vectors (golden-angle spiral)."""
-    i = torch.arange(n, dtype=dtype) + 0.5
+    i = torch.arange(n, dtype=dtype, device=device) + 0.5
     z = 1 - 2 * i / n
     r = torch.sqrt((1 - z * z).clamp_min(0))
     phi = math.pi * (3 - math.sqrt(5)) * i
@@ -59,7 +61,11 @@ def fit_sh(
     """
     basis = basis or default_basis()
     n = values.shape[1]
-    normals = fibonacci_sphere(n, values.dtype) if normals is None else normals.to(values.dtype)
+    normals = (
+        fibonacci_sphere(n, values.dtype, values.device)
+        if normals is None
+        else normals.to(values.device, values.dtype)
+    )
     Y = basis(normals)  # (N, 9)
     sol = torch.linalg.lstsq(Y.unsqueeze(0).expand(values.shape[0], -1, -1), values).solution
     return sol
@@ -99,7 +105,8 @@ def sh_of_environment(
     :func:`environment_values`)."""
     B = scene_tensors["ambient"].shape[0]
     dt = scene_tensors["ambient"].dtype
-    normals = fibonacci_sphere(n, dt).unsqueeze(0).expand(B, -1, -1)
+    dev = scene_tensors["ambient"].device
+    normals = fibonacci_sphere(n, dt, dev).unsqueeze(0).expand(B, -1, -1)
     vals = environment_values(
         normals,
         scene_tensors["ambient"],
@@ -115,7 +122,8 @@ def sh_of_key(
     key_dir: torch.Tensor, key_color: torch.Tensor, basis: BasisFn | None = None, n: int = 2000
 ) -> torch.Tensor:
     """``(B, 9, 3)`` best order-2 SH fit of directional key lights (``key_dir, key_color (B, 3)``)."""
-    normals = fibonacci_sphere(n, key_dir.dtype).unsqueeze(0).expand(key_dir.shape[0], -1, -1)
+    normals = fibonacci_sphere(n, key_dir.dtype, key_dir.device)
+    normals = normals.unsqueeze(0).expand(key_dir.shape[0], -1, -1)
     return fit_sh(key_values(normals, key_dir, key_color), basis, normals[0])
 
 
@@ -133,7 +141,7 @@ def rotate_sh(
     """
     basis = basis or default_basis()
     dt = coeffs.dtype
-    normals = fibonacci_sphere(n, dt)
+    normals = fibonacci_sphere(n, dt, coeffs.device)
     rotated = normals.unsqueeze(0) @ R.to(dt)  # rows: R^T n
     vals = basis(rotated) @ coeffs  # (B, N, C)
     return fit_sh(vals, basis, normals)
