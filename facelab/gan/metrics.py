@@ -95,20 +95,17 @@ def high_band_ratio(samples: torch.Tensor, data: torch.Tensor, lo: float = 0.25)
 
 def frechet_distance(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """Fréchet distance between Gaussian fits of features ``a (N, D)`` and ``b (M, D)``."""
-    from scipy import linalg
-
     a = np.asarray(torch.as_tensor(a).double().cpu())
     b = np.asarray(torch.as_tensor(b).double().cpu())
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise InvalidInput(f"need two (N>=2, D) feature sets, got {a.shape} and {b.shape}")
     mu_a, mu_b = a.mean(0), b.mean(0)
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(ca @ cb, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = 1e-6 * np.eye(ca.shape[0])
-        covmean = linalg.sqrtm((ca + eps) @ (cb + eps))
-    covmean = np.real(covmean)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean))
+    # tr (Ca Cb)^(1/2) = sum of sqrt(eig(Ca^(1/2) Cb Ca^(1/2))): symmetric PSD, no complex sqrtm
+    ev_a, vec_a = np.linalg.eigh(ca)
+    sa = (vec_a * np.sqrt(np.clip(ev_a, 0, None))) @ vec_a.T
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(sa @ cb @ sa), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * tr_sqrt)
 
 
 def kernel_distance(

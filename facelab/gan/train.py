@@ -496,7 +496,7 @@ def train(
                 rl = D(augment(real, aug_cfg, g))
                 pen = r1_penalty(real, rl)
                 (pen * (cfg.r1_gamma / 2) * cfg.r1_interval / accum).backward()
-                r1v += float(pen) / accum
+                r1v += float(pen.detach()) / accum
         _allreduce_grads(D, world)
         opt_d.step()
         # ---- w_avg (identical on all ranks) and EMA
