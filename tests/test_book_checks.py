@@ -66,6 +66,12 @@ def test_bad_pages_fail(body, needle):
     assert any(needle in p for p in problems), problems
 
 
+def test_forward_reference_to_an_unwritten_chapter_is_allowed():
+    body = "<p>Chapter 7 fits the latent; Chapter 3 is missing its link.</p>"
+    problems = check_html.check_page("p.html", page(body), chapters={"3", "6"})
+    assert len(problems) == 1 and "Chapter 3" in problems[0]
+
+
 def test_two_exercise_cells_under_one_task_fail():
     body = (
         "<p><strong>Exercise 1</strong> (code). Write <code>f</code>.</p>"
