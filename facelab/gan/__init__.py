@@ -1,12 +1,12 @@
 """A small GAN toolkit: StyleGAN2 / progressive generators, discriminator, losses, training.
 
-- :mod:`.networks`: :class:`Generator` (mapping network, modulated convolution, noise, skip
-  or progressive output), :class:`Discriminator` (residual, minibatch std), conditioning hooks.
-- :mod:`.loss`: non-saturating logistic loss, R1.
-- :mod:`.augment`: differentiable augmentation.
-- :mod:`.train`: the seeded, resumable, distributed training loop (``python -m facelab.gan.train``).
-- :mod:`.checkpoint`: safetensors + JSON checkpoints (no pickle).
-- :mod:`.metrics`: spectra, FID-/KID-style distances in a given feature space, precision/recall.
+- :mod:`facelab.gan.networks`: ``Generator`` (mapping network, modulated convolution, noise, skip
+  or progressive output), ``Discriminator`` (residual, minibatch std), conditioning hooks.
+- :mod:`facelab.gan.loss`: non-saturating logistic loss, R1.
+- :mod:`facelab.gan.augment`: differentiable augmentation.
+- :mod:`facelab.gan.train`: the seeded, resumable, distributed training loop (``python -m facelab.gan.train``).
+- :mod:`facelab.gan.checkpoint`: safetensors + JSON checkpoints (no pickle).
+- :mod:`facelab.gan.metrics`: spectra, FID-/KID-style distances in a given feature space, precision/recall.
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint

@@ -82,7 +82,7 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
 class EqualLinear(nn.Module):
     """Linear layer with equalised learning rate: ``y = x (c W)^T + lr_mul * b``.
 
-    ``activation=True`` applies :func:`_lrelu`. ``bias_init`` fills the bias (1 for the style
+    ``activation=True`` applies ``_lrelu``. ``bias_init`` fills the bias (1 for the style
     affines, so an untrained style is the identity modulation).
     """
 
@@ -232,7 +232,7 @@ class ModulatedConv(nn.Module):
 
     ``mode``: ``"grouped"`` (:func:`modulated_conv2d`), ``"scaled"``
     (:func:`modulated_conv2d_scaled`), ``"loop"`` (:func:`modulated_conv2d_reference`, the
-    plain reference of the benchmark) or ``"auto"`` (per call, by :func:`_auto_mode`). All
+    plain reference of the benchmark) or ``"auto"`` (per call, by ``_auto_mode``). All
     give the same result; only the speed differs."""
 
     def __init__(

@@ -76,7 +76,7 @@ class TrainConfig:
         data: ``"texture"`` (:func:`facelab.methods.ganfit.texture_gan.texture_maps_cached`)
             or ``"tensor"`` (data passed to :func:`train`).
         n_train, data_seed: number and seed of the training maps.
-        generator, discriminator: :class:`GeneratorConfig` / :class:`DiscriminatorConfig`
+        generator, discriminator: :class:`~facelab.gan.networks.GeneratorConfig` / :class:`~facelab.gan.networks.DiscriminatorConfig`
             fields.
         batch: global batch (images per step, all processes together); ``micro_batch``:
             images per forward pass (``batch`` must be a multiple of ``micro_batch * W``).
@@ -87,7 +87,7 @@ class TrainConfig:
         ema_kimg, ema_rampup: EMA half-life in thousands of images, ramped up as
             ``min(ema_kimg, rampup * seen_kimg)`` (None: no ramp).
         style_mixing: probability of mixing two latents.
-        augment: :class:`AugmentConfig` fields (all 0: no augmentation).
+        augment: :class:`~facelab.gan.augment.AugmentConfig` fields (all 0: no augmentation).
         fade_kimg: progressive architecture only: thousands of images per fade-in and per
             stable phase of each resolution.
         log_interval, ckpt_interval: steps between log lines / checkpoints (+ export).

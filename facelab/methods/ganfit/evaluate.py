@@ -98,7 +98,7 @@ def render_textured(
     (mean shape, frontal) wearing ``textures``: ambient 0.55 + a key light from the upper
     right, grey background.
 
-    The geometry is the same for every texture, so it is rasterized once (:func:`_geometry`)
+    The geometry is the same for every texture, so it is rasterized once (``_geometry``)
     and each image is a bilinear texture lookup at the cached per-pixel UVs times the cached
     shading — the Lambert-SH image model of :class:`facelab.render.Renderer`, hundreds of times
     faster for a batch of textures."""
