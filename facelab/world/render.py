@@ -50,7 +50,7 @@ from ..geometry.rotation import (
 )
 from ..models.params import FaceParams
 from ..render import interpolate_packed
-from ..render.shading import normalized_blinn_phong, sh_basis, sh_shading
+from ..render.shading import normalized_blinn_phong, sh_basis, sh_shading, sh_shading_packed
 from ..render.texture import sample_points
 from .background import PatchBank, fbm, sample_background
 from .config import WorldConfig
@@ -483,7 +483,7 @@ class WorldRenderer:
                 part = None
                 if kn.eyes_teeth and self.has_parts:
                     rho, part = self._part_albedo(batch, frags, mverts, rho)
-                shade = _sh_packed(n, P.light, bidx)  # (Np, 3)
+                shade = sh_shading_packed(n, P.light, bidx)  # (Np, 3)
                 color = self._effects(batch, kn, frags, verts, vn, n, x, uv, rho, shade, bidx, part)
                 img = color.new_zeros(B * H * W, 3)
                 img[frags.pix] = color
@@ -636,7 +636,7 @@ class WorldRenderer:
         k_ss = min(1.0, float(kn.subsurface))
         k_key = min(1.0, max(k_sh, k_ss))
         k_spec = float(kn.specular)
-        env_shade = _sh_packed(n, batch.env_sh, bidx)
+        env_shade = sh_shading_packed(n, batch.env_sh, bidx)
         D = shade
         if k_ao > 0:
             ao = interpolate_packed(self.ambient_occlusion()[:, None], frags)[:, 0]
@@ -645,7 +645,7 @@ class WorldRenderer:
         ldir = batch.key_dir[bidx]
         kcol = batch.key_color[bidx]
         if k_key > 0:
-            key_fit = _sh_packed(n, batch.params.light - batch.env_sh, bidx)  # S(n; L_key)
+            key_fit = sh_shading_packed(n, batch.params.light - batch.env_sh, bidx)  # S(n; L_key)
             cos = (n * ldir).sum(-1)
             e = (1 - k_ss) * cos.clamp_min(0)[:, None] + k_ss * wrap_diffuse(cos, 0.5)
             if k_sh > 0:
@@ -684,7 +684,7 @@ class WorldRenderer:
                 lobe = lobe * (1 - k_sh * (1 - vis))
             spec = (ks * lobe)[:, None] * kcol
             fres = schlick_fresnel(n, v)
-            env_refl = _sh_packed(reflect(n, v), batch.env_sh, bidx).clamp_min(0)
+            env_refl = sh_shading_packed(reflect(n, v), batch.env_sh, bidx).clamp_min(0)
             spec = spec + (0.6 * fres * (1.4 - 0.8 * rmap[:, 0]))[:, None] * env_refl
             color = color + k_spec * spec
         return color
@@ -802,16 +802,6 @@ def _cam2world(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tenso
     out[:, :3, 3] = -(M.transpose(1, 2) @ translation.unsqueeze(-1)).squeeze(-1)
     out[:, 3, 3] = 1
     return out
-
-
-def _sh_packed(n: torch.Tensor, coeffs: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
-    """``sh_shading`` of packed normals ``n (Np, 3)`` (sorted by image ``bidx``) with per-image
-    ``coeffs (B, 9, C)``: one ``(n_b, 9) @ (9, C)`` product per image instead of expanding the
-    coefficients to every pixel."""
-    Y = sh_basis(n)  # (Np, 9)
-    counts = torch.bincount(bidx, minlength=coeffs.shape[0]).tolist()
-    parts = [y @ c.to(Y.dtype) for y, c in zip(torch.split(Y, counts), coeffs)]
-    return torch.cat(parts) if parts else Y.new_zeros(0, coeffs.shape[-1])
 
 
 def _sample_uv(tex: torch.Tensor, uv: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:
