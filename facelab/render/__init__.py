@@ -18,7 +18,11 @@ Four small primitives, as in nvdiffrast, and shading as plain tensor code:
 * :class:`Renderer` — camera + lights + mesh -> image, mask, depth, normals, landmarks, with
   ``backend="torch"`` or ``"pytorch3d"``.
 
-Conventions: :mod:`facelab.geometry.camera` (OpenCV camera, pixel centres at +0.5).
+Conventions: :mod:`facelab.geometry.camera` (OpenCV camera, pixel centres at +0.5) and
+:mod:`facelab.geometry.conventions` (image layout, background, the one render path). Device and
+dtype follow the inputs: ``tests/test_device_dtype.py`` runs the renderer, the world and the
+fitter end to end in float64, and on CUDA / MPS where present. Colour encodings:
+:mod:`facelab.render.color`.
 """
 
 from __future__ import annotations
