@@ -281,6 +281,17 @@ def test_resume_is_exact_and_export_loads(tmp_path):
               progress=False)  # fmt: skip
 
 
+def test_progressive_training_grows_and_fades(tmp_path):
+    cfg = tiny_config(steps=6, fade_kimg=0.008, generator={"resolution": 16, "z_dim": 4, "w_dim": 8,
+                      "mapping_layers": 1, "channels": TINY_CH, "architecture": "progressive"})  # fmt: skip
+    res = train(cfg, tmp_path, data=tiny_data(), progress=False)
+    stages = [(r["stage_resolution"], r["alpha"]) for r in res["log"]]
+    # 8 images per phase at batch 4: 8 px stable, fade to 16 px, stable at 16 px
+    assert stages[0] == (8, 1.0) and stages[-1] == (16, 1.0)
+    assert any(r == 16 and a < 1.0 for r, a in stages)
+    assert res["G_ema"](torch.randn(2, 4)).shape == (2, 3, 16, 16)
+
+
 def test_micro_training_overfits_a_handful_of_textures(tmp_path):
     """G learns 4 textures' colours; D's loss falls from log 4 as it learns, then both move."""
     from facelab.methods.ganfit.texture_gan import texture_maps

@@ -154,7 +154,9 @@ class TrainConfig:
 _CH64 = {"4": 64, "8": 64, "16": 64, "32": 32, "64": 16}
 
 #: Named configurations. ``cpu-64`` is the shipped texture GAN (sized to converge within about
-#: an hour on one CPU thread); ``gpu-128`` the full-size one for a GPU; ``tiny-16`` for tests.
+#: an hour on one CPU thread); ``gpu-128`` the full-size one for a GPU; ``cpu-64-progressive``
+#: the same model grown ProGAN-style (8 px, then fade-in and stable phases of 2k images per
+#: resolution); ``tiny-16`` for tests.
 CONFIGS: dict[str, TrainConfig] = {
     "cpu-64": TrainConfig(
         name="cpu-64",
@@ -201,6 +203,30 @@ CONFIGS: dict[str, TrainConfig] = {
         log_interval=100,
         ckpt_interval=2000,
         device="auto",
+    ),
+    "cpu-64-progressive": TrainConfig(
+        name="cpu-64-progressive",
+        n_train=4096,
+        generator={
+            "resolution": 64,
+            "z_dim": 64,
+            "w_dim": 128,
+            "mapping_layers": 4,
+            "channels": _CH64,
+            "architecture": "progressive",
+            "base_image": True,
+            "rgb_init": 0.1,
+        },  # fmt: skip
+        discriminator={"channels": _CH64},
+        batch=16,
+        micro_batch=16,
+        steps=1000,
+        max_minutes=64.0,
+        r1_gamma=0.5,
+        ema_kimg=1.0,
+        fade_kimg=2.0,
+        log_interval=25,
+        ckpt_interval=100,
     ),
     "tiny-16": TrainConfig(
         name="tiny-16",
