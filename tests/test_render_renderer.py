@@ -216,3 +216,35 @@ def test_reference_and_fast_agree_on_a_rendered_mesh(sphere):
         and torch.allclose(fr.bary, bary)
         and torch.allclose(fr.zbuf, z)
     )
+
+
+def test_fit_render_face_is_the_renderer_path():
+    """fit.render.render_face is a Renderer render: same image as the dense formula
+    ``rho * sh_shading(normalize(interp(n)), L)`` over black, same albedo and normals buffers."""
+    from facelab.fit.render import render_face
+    from facelab.geometry.camera import intrinsics, pose_to_camera, project_depth
+    from facelab.geometry.mesh import vertex_normals
+    from facelab.models import load
+    from facelab.render import interpolate, rasterize, sh_ambient
+    from facelab.render.shading import sh_shading
+
+    m = load("builtin", dtype=torch.float64)
+    B, S = 2, 64
+    p = m.sample(B, torch.Generator().manual_seed(0))
+    vc = pose_to_camera(
+        m.vertices(p), p.rotation, p.translation + p.translation.new_tensor([0, 0, 30.0])
+    )
+    K = intrinsics(torch.full((B,), 150.0, dtype=torch.float64), 150.0, S / 2, S / 2)
+    alb = torch.rand(B, m.n_vertices, 3, generator=torch.Generator().manual_seed(1)).double()
+    L = sh_ambient(0.8, B, 3, dtype=torch.float64)
+    L[:, 1:4] = 0.2
+    r = render_face(vc, m.faces, alb, L, K, (S, S))
+    frags = rasterize(project_depth(vc, K), m.faces, (S, S), cull_backfaces=True)
+    buf = interpolate(torch.cat([alb, vertex_normals(vc, m.faces)], -1), frags, m.faces)
+    n = torch.nn.functional.normalize(buf[..., 3:], dim=-1)
+    ref = buf[..., :3] * sh_shading(n, L) * frags.mask[..., None]
+    assert bool(frags.mask.any())
+    assert torch.equal(r.fragments.pix_to_face, frags.pix_to_face)
+    torch.testing.assert_close(r.image, ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(r.albedo, buf[..., :3] * frags.mask[..., None], atol=1e-12, rtol=0)
+    torch.testing.assert_close(r.normals, n, atol=1e-12, rtol=0)

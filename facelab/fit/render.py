@@ -69,7 +69,8 @@ def render_face(
     """
     # the library's one render path (facelab.render.Renderer): project, rasterize, one fused
     # packed interpolation of normals and albedo, SH shading of the covered pixels
-    out = Renderer(image_size=tuple(image_size), near=1e-6, cull_backfaces=True).render(
+    size = image_size if isinstance(image_size, int) else tuple(image_size)
+    out = Renderer(image_size=size, near=1e-6, cull_backfaces=True).render(
         verts_cam, faces, K=K, vertex_colors=albedo.to(verts_cam.dtype),
         sh=light.to(verts_cam.dtype), albedo_map=True,
     )  # fmt: skip
