@@ -99,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resolution", type=int, default=None, help="photometric crop size in pixels (192)"
     )
+    p.add_argument(
+        "--detector",
+        default="auto",
+        choices=("auto", "dlib", "dlib-hog", "dlib-cnn", "fan", "fan3d"),
+        help="face/landmark detector: 'auto' (default: dlib HOG, then dlib's MMOD CNN for "
+        "faces HOG misses, e.g. turned ones), 'dlib-hog', 'dlib-cnn', 'fan' (downloads)",
+    )
     p.add_argument("--glb", action="store_true", help="also write mesh.glb (binary glTF)")
     add_threads(p)
     add_device(p)
@@ -167,6 +174,7 @@ def handler(args: argparse.Namespace) -> int:
         config=cfg,
         face=face,
         photometric=not args.landmarks_only,
+        detector=getattr(args, "detector", "auto"),
         fast=True if args.fast else None,
         progress=not args.quiet,
     )

@@ -285,6 +285,9 @@ def fit(
     progress: bool | None = None,
     source: str | None = None,
     min_face_px: float = MIN_FACE_PX,
+    calibration: Any = "auto",
+    calibration_weights: bool = True,
+    calibration_offsets: bool = True,
 ) -> FitResult:
     """Fit a 3DMM to one photo (see the module docstring for the pipeline).
 
@@ -301,6 +304,11 @@ def fit(
         progress: show a progress bar (default: the config's).
         source: name of the photo in messages (default: its path).
         min_face_px: smallest accepted face (landmark box side, pixels).
+        calibration: the detector's measured landmark offsets and spreads
+            (:class:`facelab.fit.calibration.LandmarkCalibration`): ``"auto"`` = the shipped
+            calibration of ``detector`` when the landmarks come from it (none for given
+            ``landmarks``), ``None`` = trust every point as the model's landmark vertex.
+        calibration_weights, calibration_offsets: use its per-point weights / offsets.
 
     Returns:
         :class:`FitResult`.
@@ -327,6 +335,24 @@ def fit(
         if not bool(torch.isfinite(lm).all()):
             raise InvalidInput(f"{src}: landmarks contain NaN/Inf")
     check_face_size(lm, src, min_face_px)
+    cal = calibration
+    if isinstance(cal, str):
+        if cal != "auto":
+            raise InvalidInput(
+                f"calibration must be 'auto', None or a LandmarkCalibration, got {cal!r}"
+            )
+        from .calibration import load_calibration
+
+        name = detector if isinstance(detector, str) else getattr(detector, "name", "")
+        cal = load_calibration(name, getattr(mdl, "name", "")) if landmarks is None else None
+    lm_weights = None
+    lm_target = lm
+    if cal is not None:
+        if calibration_weights:
+            lm_weights = cal.weights().to(mdl.device, mdl.dtype)[None]
+        if calibration_offsets:
+            lm_target = cal.correct(lm.double()).to(torch.float32)
+    lm_target = lm_target.to(mdl.device, mdl.dtype)
     # the photo and its landmarks follow the model (a CUDA model renders on CUDA)
     img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)
     fast = fast_mode(fast)
@@ -337,7 +363,7 @@ def fit(
         cfg = replace(cfg, progress=progress)
     _, _, H, W = img.shape
     t0 = time.perf_counter()
-    lf = fit_landmarks(mdl, lm[None].to(mdl.dtype), (H, W), landmark_config)
+    lf = fit_landmarks(mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights)
     timings["landmarks"] = time.perf_counter() - t0
     history: dict[str, list[float]] = {"landmarks": list(lf.history)}
     warnings: list[str] = []
@@ -357,11 +383,13 @@ def fit(
         crop, valid = crop_image(img.to(mdl.dtype), box, R)
         Kc = crop_intrinsics(K_full.to(mdl.dtype), box, R)[None]
         a = R / box[2]
-        lm_c = (lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)) * a
+        x0y0 = torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)
+        lm_c = (lm_target - x0y0) * a
         t0 = time.perf_counter()
         ph = fit_photometric(
-            mdl, crop, lm_c[None], lf.params, Kc, lf.landmark_vertices, cfg, target_valid=valid
-        )
+            mdl, crop, lm_c[None], lf.params, Kc, lf.landmark_vertices, cfg, target_valid=valid,
+            landmark_weights=lm_weights,
+        )  # fmt: skip
         timings["photometric"] = time.perf_counter() - t0
         timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
         warnings += ph.warnings

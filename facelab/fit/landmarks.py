@@ -67,6 +67,9 @@ class LandmarkFitConfig:
         n_identity, n_expression: use only the first components (``None`` = all).
         fit_identity, fit_expression: solve for them (else they stay 0).
         contour: re-select the jaw landmarks on the sliding contour.
+        robust: Cauchy scale ``c`` (fraction of the face size) of an iteratively reweighted
+            landmark term: after each pose update a point with reprojection error ``r`` gets
+            weight ``w / (1 + (r / c)^2)``; ``None`` = plain least squares.
     """
 
     iterations: int = 6
@@ -81,6 +84,7 @@ class LandmarkFitConfig:
     fit_identity: bool = True
     fit_expression: bool = True
     contour: bool = True
+    robust: float | None = None
 
 
 @dataclass
@@ -364,6 +368,11 @@ def fit_landmarks(
                     P = _project(shape_at(i, cand) @ M.T + vw.t, f, cx, cy)  # (C, 2)
                     d = torch.cdist(vw.x2d[list(ids)], P)  # (n, C)
                     vw.lm[list(ids)] = cand[d.argmin(1).numpy()]
+            if cfg.robust:
+                M = axis_angle_to_matrix(vw.rot) @ flip
+                P = _project(shape_at(i, vw.lm) @ M.T + vw.t, f, cx, cy)
+                r = (P - vw.x2d).norm(dim=-1) / face_size[i]
+                vw.w = wts[i] / (1 + (r / cfg.robust).square())
         if kid == 0 and kexp == 0:
             history.append(_rms(views, shape_at, f, cx, cy, flip))
             continue

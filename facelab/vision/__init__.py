@@ -26,6 +26,8 @@ from .align import (
     warp_to_crop,
 )
 from .detect import (
+    DETECTOR_NAMES,
+    CascadeDetector,
     DlibConfig,
     DlibDetector,
     Face,
@@ -42,7 +44,9 @@ from .image import Image, load_image, save_image
 from .overlay import draw_faces, save_overlay
 
 __all__ = [
+    "DETECTOR_NAMES",
     "AlignedCrop",
+    "CascadeDetector",
     "DlibConfig",
     "DlibDetector",
     "DlibIdentity",
