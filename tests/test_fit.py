@@ -409,3 +409,17 @@ def test_crop_image_prefilter_does_not_shift(side):
     j = torch.arange(size, dtype=torch.float64) + 0.5
     u = box[0] + j * box[2] / size
     torch.testing.assert_close(crop[0, 0, size // 2] * W, u, atol=1e-9, rtol=0)
+
+
+def test_fitted_focal_keeps_the_pixel_aspect(model, sample):
+    # non-square pixels (fy = 1.1 fx): fitting the focal scales both, it must not set fy = fx
+    crop, Kc, lm_c, lf = _crop_inputs(model, sample, 48)
+    Kc = Kc.clone()
+    Kc[:, 1, 1] = 1.1 * Kc[:, 0, 0]
+    cfg = FitConfig(
+        resolution=48, progress=False, albedo="constant",
+        stages=[Stage("focal", 2, 0.05, ("focal", "rotation", "translation"))],
+    )  # fmt: skip
+    ph = fit_photometric(model, crop, lm_c, lf.params, Kc, lf.landmark_vertices, cfg)
+    ratio = ph.K[:, 1, 1] / ph.K[:, 0, 0]
+    torch.testing.assert_close(ratio, torch.full_like(ratio, 1.1))
