@@ -114,9 +114,12 @@ def kernel_distance(
     subsets: int = 50,
     subset_size: int = 100,
     seed: int = 0,
-) -> tuple[float, float]:
+    return_values: bool = False,
+) -> tuple[float, float] | tuple[float, float, list[float]]:
     """Unbiased polynomial-kernel MMD² (KID) between ``a (N, D)`` and ``b (M, D)``:
-    ``(mean, std)`` over ``subsets`` random subsets of ``min(subset_size, N, M)``."""
+    ``(mean, std)`` over ``subsets`` random subsets of ``min(subset_size, N, M)``
+    (``+ [value per subset]`` with ``return_values``; the subsets depend only on ``seed``
+    and the sizes, so two calls with the same ``b``, sizes and seed are paired)."""
     a = torch.as_tensor(a).double().cpu()
     b = torch.as_tensor(b).double().cpu()
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1]:
@@ -139,7 +142,8 @@ def kernel_distance(
         v = (kxx * off).sum() / (m * (m - 1)) + (kyy * off).sum() / (m * (m - 1)) - 2 * kxy.mean()
         vals.append(float(v))
     t = torch.tensor(vals)
-    return float(t.mean()), float(t.std()) if len(vals) > 1 else 0.0
+    out = (float(t.mean()), float(t.std()) if len(vals) > 1 else 0.0)
+    return (*out, vals) if return_values else out
 
 
 def precision_recall(

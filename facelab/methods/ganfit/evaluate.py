@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -243,6 +244,11 @@ def reconstruction_errors(recon: torch.Tensor, targets: torch.Tensor, cutoff: fl
     }
 
 
+def _band_each(x: torch.Tensor, lo: float) -> np.ndarray:
+    """Per-image :func:`~facelab.gan.metrics.band_energy` above ``lo`` cycles/texel."""
+    return np.array([band_energy(x[i : i + 1], lo) for i in range(x.shape[0])])
+
+
 def _diversity(feats: torch.Tensor) -> float:
     d = torch.cdist(feats.double(), feats.double())
     n = d.shape[0]
@@ -263,7 +269,8 @@ def claim_table(
     encoder=None,
 ) -> list[dict]:
     """Rows ``{"model", "recon_rmse", "recon_rmse_high", "high_band_ratio", "kid_dlib",
-    "kid_dlib_std", "fid_dlib", "precision", "recall", "diversity"}`` for: the held-out data
+    "kid_dlib_std", "fid_dlib", "precision", "recall", "diversity", "kid_values",
+    "high_band_each"}`` (the last two: per KID subset, paired across rows; per sample) for: the held-out data
     (the floor: its distance to the training maps), the mean texture, the PCA and the GAN.
 
     Distribution metrics compare ``n_samples`` samples of each model with ``n_samples``
@@ -304,9 +311,10 @@ def claim_table(
         f = (dlib_features(samples, encoder) - mu) / sd
         if f.shape[0] < n_samples:  # the mean texture: one point, repeated
             f = f[:1].expand(n_samples, -1)
-        kid, kid_std = kernel_distance(
-            f, f_ref, subsets=100, subset_size=max(8, min(100, n_samples // 2)), seed=seed
-        )
+        kid, kid_std, kid_vals = kernel_distance(
+            f, f_ref, subsets=100, subset_size=max(8, min(100, n_samples // 2)), seed=seed,
+            return_values=True,
+        )  # fmt: skip
         prec, rec = precision_recall(f_ref, f + 1e-9 * torch.randn(f.shape, generator=g))
         re = reconstruction_errors(recon, targets)
         rows.append({
@@ -321,5 +329,7 @@ def claim_table(
             "precision": prec,
             "recall": rec,
             "diversity": _diversity(f) / div_ref,
+            "kid_values": kid_vals,
+            "high_band_each": _band_each(samples - mean, 0.25) / max(band_energy(test - mean, 0.25), 1e-20),
         })  # fmt: skip
     return rows
