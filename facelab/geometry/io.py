@@ -24,6 +24,7 @@ import gzip
 import io
 import os
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -111,6 +112,25 @@ def _parse_floats(lines: list[bytes], what: str, path: PathLike) -> np.ndarray:
     return flat.reshape(len(lines), width)
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
+def _fromstring(text: bytes) -> np.ndarray | None:
+    """Whitespace-separated floats in one ``np.fromstring`` call, or ``None`` if some token is
+    not a number.
+
+    Thread-safe: ``warnings.catch_warnings`` saves and restores the process-wide filter list,
+    so two threads interleaving it (the ICT loader parses in a thread pool) can leave a filter
+    installed for the rest of the process; the lock serialises it.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return np.fromstring(text, dtype=np.float64, sep=" ")  # noqa: NPY201 - text mode
+        except (ValueError, DeprecationWarning):  # a token that is not a number
+            return None
+
+
 def _vertex_block(data: bytes) -> np.ndarray | None:
     """Fast path: when all ``v`` lines form one contiguous block, parse it in one numpy call."""
     first = _V_START_RE.search(data)
@@ -125,10 +145,8 @@ def _vertex_block(data: bytes) -> np.ndarray | None:
     if n != total:
         return None
     width = len(blk[: blk.index(b"\n")].split()) - 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        flat = np.fromstring(blk.replace(b"v", b" "), sep=" ")  # noqa: NPY201 - text mode is fine
-    if width < 3 or flat.size != n * width:
+    flat = _fromstring(blk.replace(b"v", b" "))
+    if flat is None or width < 3 or flat.size != n * width:
         return None
     return flat.reshape(n, width)
 

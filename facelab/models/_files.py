@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import data
 from ..errors import AssetMissing, ModelFormatError
+from ..geometry.io import _fromstring as _parse_floats  # noqa: F401  (the one, thread-safe)
 
 
 def asset_file(asset: str, rel: str, download: bool = True) -> Path:
