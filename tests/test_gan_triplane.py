@@ -222,3 +222,20 @@ def test_world_views_sit_in_the_eg3d_frame(tmp_path):
     assert (t[v.mask.reshape(4, -1)] > EG3D_RAY_START).all() and (
         t[v.mask.reshape(4, -1)] < EG3D_RAY_END
     ).all()
+
+
+def test_extract_mesh_and_turntable():
+    from facelab.gan.triplane_eval import extract_mesh, turntable
+
+    torch.manual_seed(0)
+    G = TriplaneGenerator(TriplaneConfig(**TINY)).eval()
+    z = torch.randn(1, G.z_dim)
+    verts, faces, level = extract_mesh(G, z, resolution=12)
+    assert verts.shape[1] == 3 and faces.shape[1] == 3 and len(faces) > 0
+    assert (verts.abs() <= 0.5).all() and int(faces.max()) < len(verts)
+    out = turntable(G, z, [-0.3, 0.0, 0.3])
+    assert out["image"].shape[0] == 3 and out["cameras"].shape == (3, 25)
+    # one face: the conditioning camera is shared, so the frontal view does not depend on
+    # which other views are rendered with it
+    single = turntable(G, z, [0.0])
+    torch.testing.assert_close(single["image"][0], out["image"][1], atol=1e-5, rtol=0)

@@ -84,8 +84,9 @@ def extract_mesh(
     resolution: int = 48,
     level: float = 10.0,
     psi: float = 0.7,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(verts (V, 3), faces (F, 3))`` of the ``sigma = level`` iso-surface in the box."""
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``(verts (V, 3), faces (F, 3), level)`` of the ``sigma = level`` iso-surface in the box
+    (``level`` moves to the middle of the density range if the field never crosses it)."""
     from skimage.measure import marching_cubes
 
     c = orbit_cameras([0.0], 0.0, z)
@@ -101,7 +102,7 @@ def extract_mesh(
         level = float(0.5 * (vol.min() + vol.max()))
     verts, faces, _, _ = marching_cubes(vol, level=level, spacing=(b / resolution,) * 3)
     verts = torch.as_tensor(verts.copy(), dtype=z.dtype) - b / 2 + b / (2 * resolution)
-    return verts, torch.as_tensor(faces.copy(), dtype=torch.long)
+    return verts, torch.as_tensor(faces.copy(), dtype=torch.long), float(level)
 
 
 def _pair_error(img, depth, mask, cams, res, depth_tol):
