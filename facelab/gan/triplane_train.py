@@ -127,8 +127,10 @@ class TriplaneTrainConfig:
 
 CONFIGS: dict[str, TriplaneTrainConfig] = {
     # The shipped run, planned for 2 h at one thread on a 2-core CPU: 32 px planes x 16 ch,
-    # 32 px neural rendering, 16 + 8 samples per ray, batch 8. Measured at 1 thread: ~2.4 s
-    # per step (G+D fwd+bwd) on a quiet machine, ~4.5 s at load 10 (32 samples per ray).
+    # 32 px neural rendering, 16 + 8 samples per ray, batch 8. Measured at 1 thread: 1.05 s of
+    # CPU per step (G+D fwd+bwd with lazy R1 and the density regulariser; 612 s for 580
+    # steps); wall time 3.6-21 s per step under nice 19 at load 10-13. Two hours of a free
+    # core are ~6,800 steps; 3,000 planned steps fit two hours of half a core.
     "cpu-32": TriplaneTrainConfig(
         name="cpu-32",
         views={},
