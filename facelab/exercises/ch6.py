@@ -69,7 +69,7 @@ def check_r1_penalty(fn: Callable[..., Any]) -> int:
         return (x * a).sum(dim=(1, 2, 3))
 
     x = torch.randn(3, 2, 4, 4, generator=g, dtype=F64)
-    got = as_f64(fn(lin, x))
+    got = as_f64(torch.as_tensor(fn(lin, x)).detach())
     assert got.dim() == 0, f"return a scalar, got shape {tuple(got.shape)}"
     assert abs(float(got) - float(a.square().sum())) < 1e-9, (
         f"linear D(x) = <a, x>: the penalty is |a|^2 = {float(a.square().sum()):.4f}, got {float(got):.4f}"
@@ -81,11 +81,10 @@ def check_r1_penalty(fn: Callable[..., Any]) -> int:
         return ((x * wq).sum(dim=(1, 2, 3))) ** 2
 
     xr = x.clone().requires_grad_(True)
-    ref = r1_penalty(xr, quad(xr))
+    ref = float(r1_penalty(xr, quad(xr)).detach())
     got = fn(quad, x)
-    assert abs(float(got) - float(ref)) < 1e-9, (
-        f"quadratic D: expected {float(ref):.6f}, got {float(got):.6f}"
-    )
+    gv = float(torch.as_tensor(got).detach())
+    assert abs(gv - ref) < 1e-9, f"quadratic D: expected {ref:.6f}, got {gv:.6f}"
     n += 1
     # it must be differentiable w.r.t. D's parameters (create_graph=True): R1 trains D
     (gw,) = torch.autograd.grad(got, wq, allow_unused=True)
