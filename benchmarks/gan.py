@@ -45,8 +45,8 @@ def step_time(res: int, mode: str, batch: int, repeats: int, device: str = "cpu"
         device
     )
     D = Discriminator(DiscriminatorConfig(resolution=res, channels=ch)).to(device)
-    og = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0, 0.99))
-    od = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0, 0.99))
+    og = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.99))
+    od = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.0, 0.99))
     real = torch.rand(batch, 3, res, res, device=device) * 2 - 1
     z = torch.randn(batch, 64, device=device)
 
