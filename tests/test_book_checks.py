@@ -33,6 +33,7 @@ EX_CELL = (
 def test_good_page_passes():
     body = (
         '<p>See <a href="x.html"><span>Chapter 3</span></a>; <code>:func:`x`</code> is code.</p>'
+        "<p>plotly's default adds <code>Plotly.animate(...)</code> on load.</p>"
         "<p><strong>Exercise 1</strong> (concept). Why?</p>"
         "<p><strong>Exercise 2</strong> (code). Write <code>f(x)</code>.</p>" + EX_CELL
     )

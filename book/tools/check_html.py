@@ -96,7 +96,8 @@ def check_page(rel: str, text: str, chapters: set[str] | None = None) -> list[st
     plain text until it exists, then the book's extension links it). None: every one counts.
     """
     problems: list[str] = []
-    if AUTOPLAY.search(text):
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", text, re.DOTALL | re.IGNORECASE)
+    if any(AUTOPLAY.search(js) for js in scripts):  # in code, not in prose that mentions it
         problems.append(
             f"{rel}: a plotly figure auto-plays on load (Plotly.animate): make slider figures "
             "with facelab.viz.frame_slider"
