@@ -366,6 +366,20 @@ def test_package_result_never_returns_a_nan_mesh(model, sample, lm_fit):
 # output
 
 
+def test_overlay_blends_the_face_region_only(model, ph_fit):
+    """The overlay keeps the photo wherever the render shows neck / scalp, not the face region."""
+    from facelab.fit.result import face_region
+
+    region = face_region(model)
+    assert region is not None and ph_fit.face_vertices is not None
+    assert torch.equal(ph_fit.face_vertices.cpu(), region.cpu())
+    changed = (ph_fit.overlay - ph_fit.image).abs().amax(0) > 1e-6
+    assert bool(changed.any())  # the face is blended
+    assert bool((changed & ~ph_fit.mask).sum() < 0.01 * changed.sum())  # (landmark dots only)
+    # rendered, but off the face region: the photo itself (up to the landmark dots drawn on top)
+    assert float((changed & ph_fit.mask).sum()) < 0.999 * float(ph_fit.mask.sum())
+
+
 def test_save_writes_mesh_texture_params_overlay_report(tmp_path, model, ph_fit):
     from facelab.geometry.io import load_obj
     from facelab.vision import load_image

@@ -36,7 +36,7 @@ from ..models.params import FaceParams
 from .landmarks import LandmarkFitConfig, fit_landmarks
 from .photometric import FitConfig, fit_photometric, linear_to_srgb
 from .render import render_face
-from .result import FitResult
+from .result import FitResult, face_region
 
 #: Faces whose landmark box is smaller than this (pixels) are refused.
 MIN_FACE_PX = 40
@@ -245,7 +245,14 @@ def package_result(
     )
     render = linear_to_srgb(r.image[0].clamp(0, 1)).permute(2, 0, 1).to(image.dtype)
     m = r.fragments.mask[0]
-    overlay = torch.where(m[None], 0.25 * image[0] + 0.75 * render, image[0])
+    # Blend the face region only (ICT's neck and scalp would paint over collars and hair).
+    region = face_region(model)
+    blend = m
+    if region is not None:
+        on_face = region.to(model.faces.device)[model.faces].all(-1)
+        p2f = r.fragments.pix_to_face[0]
+        blend = m & on_face[p2f.clamp(min=0)] & (p2f >= 0)
+    overlay = torch.where(blend[None], 0.25 * image[0] + 0.75 * render, image[0])
     proj = project(posed[:, landmark_vertices.to(posed.device)], K[None].to(dt))[0]
     overlay = draw_points(overlay, landmarks.to(overlay.dtype), (0.1, 0.9, 0.1))
     overlay = draw_points(overlay, proj.to(overlay.dtype), (0.95, 0.15, 0.1))
@@ -268,7 +275,7 @@ def package_result(
         projected_landmarks=proj, landmark_vertices=landmark_vertices, vertex_albedo=vertex_albedo,
         uvs=model.uvs, uv_faces=model.uv_faces, texture=tex, texture_mask=tmask, history=history,
         timings=timings, ypr=ypr, landmark_nme=nme, warnings=warnings, model_name=model.name,
-        source=source, units=model.units,
+        source=source, units=model.units, face_vertices=region,
     )  # fmt: skip
 
 
