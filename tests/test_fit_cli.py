@@ -18,7 +18,16 @@ RESULT_KEYS = {
     "photo", "dir", "files", "image_size", "focal", "ypr_degrees", "landmark_nme", "timings",
     "warnings",
 }  # fmt: skip
-TOP_KEYS = {"out", "model", "fast", "photometric", "shared_identity", "seconds", "results", "failed"}
+TOP_KEYS = {
+    "out",
+    "model",
+    "fast",
+    "photometric",
+    "shared_identity",
+    "seconds",
+    "results",
+    "failed",
+}
 FILES = ("mesh.obj", "mesh.mtl", "mesh.png", "params.json", "overlay.png", "report.html")
 
 
