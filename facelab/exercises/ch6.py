@@ -1,7 +1,7 @@
 """Checks for the exercises of chapter 6, "GANs for face textures".
 
-Each checker compares the student's function with :mod:`facelab.gan` (the per-sample
-reference :func:`~facelab.gan.networks.modulated_conv2d_reference`, :func:`~facelab.gan.loss.r1_penalty`,
+Each checker compares the student's function with ``facelab.gan`` (the per-sample
+reference ``facelab.gan.networks.modulated_conv2d_reference``, ``facelab.gan.loss.r1_penalty``,
 the mapping network's truncation) on small random float64 inputs, plus an analytic case. No
 model files; each runs in well under a second.
 """

@@ -5,7 +5,7 @@ the chapter word for word (``tests/test_book_ch9.py`` checks that the chapter's 
 function are the same code, and that it agrees with :func:`facelab.render.volume.render_rays`).
 
 The checkers compare the student's functions with :mod:`facelab.render.volume`,
-:func:`facelab.gan.triplane.sample_triplanes` or analytic answers on small random inputs.
+``facelab.gan.triplane.sample_triplanes`` or analytic answers on small random inputs.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Nothing is fetched from a server.
   (``--shared-identity``: one row per photo and the shared shape).
 * :func:`compare_report_html` -- two fits (e.g. two methods on one photo): both shapes from the
   same views and their per-vertex distance as a heat map on the mesh (``facelab compare``).
-* :func:`load_fit_dir` -- a fit written by :meth:`FitResult.save` read back (mesh, texture,
+* :func:`load_fit_dir` -- a fit written by ``FitResult.save`` read back (mesh, texture,
   summary) for the comparison.
 * Building blocks: :func:`shape_views`, :func:`face_pixel_mask`, :func:`face_overlay`,
   :func:`difference_image`, :func:`heat_colors`, :func:`loss_svg`, :func:`bar_svg`,
@@ -972,12 +972,11 @@ def save_report(
 
 @dataclass
 class SavedFit:
-    """A fit as written to disk by :meth:`FitResult.save`, read back by :func:`load_fit_dir`.
+    """A fit as written to disk by ``FitResult.save``, read back by :func:`load_fit_dir`.
 
-    Attributes:
-        label: display name; ``verts (V, 3)`` model space, ``faces (F, 3)``, optional ``uvs``,
-        ``uv_faces`` and ``texture (3, S, S)``; ``summary`` the ``params.json`` contents (or
-        :meth:`FitResult.summary`).
+    Fields: ``label`` (display name), ``verts`` ``(V, 3)`` in model space, ``faces`` ``(F, 3)``,
+    optional ``uvs``, ``uv_faces`` and ``texture`` ``(3, S, S)``, and ``summary`` (the
+    ``params.json`` contents, or ``FitResult.summary()``).
     """
 
     label: str
@@ -1097,8 +1096,8 @@ def compare_report_html(
 ) -> tuple[str, dict[str, Any]]:
     """A self-contained page comparing two fits (two methods on one photo, or two photos).
 
-    ``a`` and ``b`` are fit folders (written by ``facelab fit --out``), :class:`FitResult`s or
-    :class:`SavedFit`s. The page shows both shapes grey-shaded (and textured) from the same
+    ``a`` and ``b`` are fit folders (written by ``facelab fit --out``), ``FitResult`` objects or
+    :class:`SavedFit` objects. The page shows both shapes grey-shaded (and textured) from the same
     five yaw angles at the same scale, and the per-vertex distance (:func:`shape_distance`, mm)
     as a heat map on ``a``'s mesh, from the same views and in a rotatable plotly view.
 

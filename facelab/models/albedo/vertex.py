@@ -37,7 +37,7 @@ def sample_vertex_albedo(
     """Per-vertex colours ``(B, V, 3)`` from UV albedo ``(B, 3, S, S)``.
 
     Args:
-        albedo: ``(B, 3, S, S)`` UV image (e.g. :meth:`ProceduralAlbedo.sample`).
+        albedo: ``(B, 3, S, S)`` UV image (e.g. ``ProceduralAlbedo.sample``).
         uvs: ``(T, 2)`` texture coordinates; ``uv_faces``, ``faces``: ``(F, 3) long`` — the
             UV and vertex index of each face corner (as in a ``MorphableModel``).
         num_vertices: ``V``; default ``faces.max() + 1``.
