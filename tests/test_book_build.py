@@ -82,6 +82,21 @@ def test_explain_failure_names_the_error_and_long_cell_previews(build, tmp_path,
     assert build.explain_failure("everything fine") == []
 
 
+def test_explain_failure_names_sphinx_warnings_not_executed_chapters(build, tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "BOOK", tmp_path)
+    chap = tmp_path / "chapters" / "00_a.md"
+    log = (
+        f"{chap}: Executed notebook in 14.05 seconds [mystnb]\n"
+        "/x/facelab/viz/report.py:docstring of facelab.viz.report.SavedFit:5: \x1b[91mWARNING: "
+        "Inline literal start-string without end-string.\x1b[39;49;00m\n"
+    )
+    lines = build.explain_failure(log)
+    assert lines == [
+        "Sphinx warning (the build runs with -W): /x/facelab/viz/report.py:docstring of "
+        "facelab.viz.report.SavedFit:5: WARNING: Inline literal start-string without end-string."
+    ]
+
+
 def test_no_widget_output_capture_in_the_book_or_library():
     """Every widget goes through facelab.viz.interactive: no ``widgets.interact``,
     ``interactive_output`` or ``with out:`` capture (they stall nbclient, issue 13)."""

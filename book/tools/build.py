@@ -250,8 +250,14 @@ def explain_failure(output: str) -> list[str]:
             texts.append(f"ExecutionError: {BOOK / rel}.md\n" + log.read_text(errors="replace"))
     text = "\n".join(texts)
     out: list[str] = []
-    path_re = r"(?:ExecutionError: |Executing notebook failed.*?|^)(/\S+?\.(?:md|ipynb))"
-    chapters = list(dict.fromkeys(re.findall(path_re, text, flags=re.M)))
+    # Only chapters named by a failure message: every executed chapter's path also starts a
+    # line ("x.md: Executed notebook in N seconds"), which is no failure.
+    failed_re = (
+        r"ExecutionError: (/\S+?\.(?:md|ipynb))"
+        r"|^(/\S+?\.(?:md|ipynb)):.*?Executing notebook failed"
+    )
+    found = [a or b for a, b in re.findall(failed_re, text, flags=re.M)]
+    chapters = list(dict.fromkeys(found))
     chapters = [c for c in chapters if "/chapters/" in c or "/appendix/" in c or "intro" in c]
     timeouts = re.findall(
         r"timed out while it was being executed, after (\d+) seconds\.\n.*?\n"
@@ -281,7 +287,20 @@ def explain_failure(output: str) -> list[str]:
             out.append(f"{name}: {where} failed: {msg[:300]}")
         else:
             out.append(f"{name}: execution failed (see the log above)")
-    return out if (chapters or timeouts or errors) else []
+    if not (chapters or timeouts or errors):
+        out = []
+    # -W turns every Sphinx warning into a failure: name them (docstrings, references, ...).
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    warns = [
+        ln.strip()
+        for ln in plain.splitlines()
+        if "WARNING:" in ln and "Executing notebook failed" not in ln and "[IPKernelApp]" not in ln
+    ]
+    for w in warns[:20]:
+        out.append(f"Sphinx warning (the build runs with -W): {w[:300]}")
+    if len(warns) > 20:
+        out.append(f"... and {len(warns) - 20} more Sphinx warnings")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
