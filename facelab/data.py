@@ -413,30 +413,20 @@ class _Inflater:
             if chunk:
                 raise OSError("data after the end of the compressed stream")
             return
-        if self.kind == "bz2":
-            out = d.decompress(chunk, _INFLATE_STEP)
-            while True:
-                if out:
-                    yield out
-                if d.eof:
-                    if d.unused_data:
-                        raise OSError("data after the end of the compressed stream")
-                    return
-                if d.needs_input:
-                    return
-                out = d.decompress(b"", _INFLATE_STEP)
-        else:
-            out = d.decompress(chunk, _INFLATE_STEP)
-            while True:
-                if out:
-                    yield out
-                if d.eof:
-                    if d.unused_data:
-                        raise OSError("data after the end of the compressed stream")
-                    return
-                if not d.unconsumed_tail:
-                    return
-                out = d.decompress(d.unconsumed_tail, _INFLATE_STEP)
+        # bz2 keeps unread input inside the decompressor (more output pending unless it
+        # needs input); zlib hands it back as ``unconsumed_tail`` to feed again.
+        bz = self.kind == "bz2"
+        out = d.decompress(chunk, _INFLATE_STEP)
+        while True:
+            if out:
+                yield out
+            if d.eof:
+                if d.unused_data:
+                    raise OSError("data after the end of the compressed stream")
+                return
+            if d.needs_input if bz else not d.unconsumed_tail:
+                return
+            out = d.decompress(b"" if bz else d.unconsumed_tail, _INFLATE_STEP)
 
     @property
     def eof(self) -> bool:
