@@ -2,8 +2,9 @@
 
 Formulas (camera space; ``n`` unit normal, ``v`` unit vector to the camera, ``l`` to the light):
 
-- **Blinn-Phong specular** (energy-normalised,
-  :func:`facelab.render.shading.normalized_blinn_phong`): ``k_s (s + 8) / (8 pi) max(0, <n, h>)^s
+- **Blinn-Phong specular** (energy-normalised; the world calls
+  :func:`facelab.render.shading.normalized_blinn_phong`, this module only maps roughness to
+  shininess): ``k_s (s + 8) / (8 pi) max(0, <n, h>)^s
   max(0, <n, l>) c`` with ``h = normalize(l + v)`` and shininess ``s = 2 / alpha^2 - 2``,
   ``alpha = roughness^2`` (the Beckmann-Phong correspondence, Walter et al. 2007).
 - **Schlick Fresnel** ``F = F0 + (1 - F0)(1 - <n, v>)^5`` with ``F0 = 0.028`` (skin, IOR 1.4)
@@ -16,11 +17,8 @@ Formulas (camera space; ``n`` unit normal, ``v`` unit vector to the camera, ``l`
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
-from ..render.shading import normalized_blinn_phong
 from .background import gaussian_blur
 
 SKIN_F0 = 0.028
@@ -32,24 +30,6 @@ def shininess_from_roughness(roughness: torch.Tensor) -> torch.Tensor:
     """``s = 2 / alpha^2 - 2``, ``alpha = roughness^2`` (clamped to stay finite)."""
     alpha = (roughness * roughness).clamp_min(1e-3)
     return (2.0 / (alpha * alpha) - 2.0).clamp(1.0, 4096.0)
-
-
-def blinn_phong(
-    n: torch.Tensor,
-    v: torch.Tensor,
-    light_dir: torch.Tensor,
-    shininess: torch.Tensor,
-) -> torch.Tensor:
-    """Deprecated name: :func:`facelab.render.shading.normalized_blinn_phong` (note its argument
-    order ``(normals, light_dir, view_dir, shininess)``); ``facelab.render.blinn_phong`` is the
-    unnormalised classic. Kept so old imports work."""
-    warnings.warn(
-        "facelab.world.effects.blinn_phong is normalized_blinn_phong in facelab.render.shading "
-        "(arguments normals, light_dir, view_dir, shininess)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return normalized_blinn_phong(n, light_dir, v, shininess)
 
 
 def schlick_fresnel(n: torch.Tensor, v: torch.Tensor, f0: float = SKIN_F0) -> torch.Tensor:
