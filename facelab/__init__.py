@@ -11,6 +11,8 @@ Sub-packages (a lower layer never imports a higher one)::
     metrics   evaluation
     viz       plotly figures and widgets
 
+Base modules every layer may use: ``errors`` (exception types), ``color`` (sRGB encoding).
+
 Conventions (the full text is in the book's appendix "Conventions"):
 
 * Tensors are batch-first. Images passed between modules are ``(B, 3, H, W)`` float RGB in
@@ -33,7 +35,7 @@ __version__ = "0.1.0"
 #: works without importing torch-heavy modules that a script does not use.
 SUBPACKAGES = (
     "geometry", "models", "render", "vision", "world", "fit", "metrics", "viz", "data",
-    "errors", "exercises",
+    "errors", "color", "exercises",
 )  # fmt: skip
 
 __all__ = ["__version__", *SUBPACKAGES]

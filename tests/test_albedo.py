@@ -20,13 +20,12 @@ from facelab.models.albedo import (
     hair_reflectance,
     linear_to_srgb,
     rasterize_uv_coverage,
-    sample_uv,
-    sample_vertex_albedo,
     skin_reflectance,
     srgb_to_linear,
     uv_layout_from_mesh,
     uv_layout_from_model,
 )
+from facelab.render import sample_vertex_albedo
 
 ICT_LANDMARKS = [
     1225, 1888, 1052, 367, 1719, 1722, 2199, 1447, 966, 3661, 4390, 3927, 3924, 2608, 3272, 4088,
@@ -397,46 +396,6 @@ def test_build_albedo_pca_caches(tmp_path, monkeypatch):
     assert len(list((tmp_path / "albedo").glob("albedo_pca_*.npz"))) == 2
     s = a.sample(2, torch.Generator().manual_seed(0))
     assert s.shape == (2, 3, 16, 16) and float(s.min()) >= 0
-
-
-# ---------------------------------------------------------------------------- vertex colours
-
-
-def test_sample_uv_bilinear_known_answer():
-    s = 8
-    j = torch.arange(s, dtype=torch.float64)
-    u_img = ((j + 0.5) / s).expand(s, s)  # value = u of the texel centre
-    v_img = (1 - (j + 0.5) / s)[:, None].expand(s, s)
-    img = torch.stack([u_img, v_img, torch.ones(s, s, dtype=torch.float64)])[None]
-    uv = torch.tensor([[0.3, 0.7], [0.5, 0.5], [0.2, 0.9]], dtype=torch.float64)
-    out = sample_uv(img, uv)
-    torch.testing.assert_close(out[0, :, :2], uv)  # bilinear is exact on a linear ramp
-    torch.testing.assert_close(sample_uv(img, torch.tensor([[1.5, -0.2]], dtype=torch.float64))[0, 0, :2],
-                               torch.tensor([(s - 0.5) / s, 0.5 / s], dtype=torch.float64))  # fmt: skip
-
-
-def test_sample_vertex_albedo_seams_and_unused_vertices():
-    img = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
-    img[0, :, :, :2] = 0.2  # left half (u < 0.5)
-    img[0, :, :, 2:] = 0.8  # right half
-    img[1] = 0.5
-    # texel centres are at u = 0.125, 0.375, 0.625, 0.875
-    uvs = torch.tensor(
-        [[0.125, 0.5], [0.375, 0.5], [0.875, 0.5], [0.625, 0.5], [0.3, 0.2]], dtype=torch.float64
-    )
-    # vertex 0 appears with uv 0 in one face and uv 2 in another (a seam); vertex 3 unused
-    faces = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 2, 4]])
-    uv_faces = torch.tensor([[0, 1, 4], [2, 4, 1], [1, 4, 4]])
-    out = sample_vertex_albedo(img, uvs, uv_faces, faces, num_vertices=5)
-    assert out.shape == (2, 5, 3)
-    torch.testing.assert_close(
-        out[0, 0], torch.full((3,), 0.5, dtype=torch.float64)
-    )  # mean(0.2, 0.8)
-    torch.testing.assert_close(out[0, 1], torch.full((3,), 0.2, dtype=torch.float64))
-    torch.testing.assert_close(out[0, 3], torch.zeros(3, dtype=torch.float64))
-    torch.testing.assert_close(out[1, [0, 1, 2, 4]], torch.full((4, 3), 0.5, dtype=torch.float64))
-    with pytest.raises(InvalidInput, match="num_vertices"):
-        sample_vertex_albedo(img, uvs, uv_faces, faces, num_vertices=3)
 
 
 def test_render_is_differentiable_in_the_chromophores(layout):

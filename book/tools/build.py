@@ -86,6 +86,7 @@ API_PACKAGES = [
     "viz",
     "data",
     "errors",
+    "color",
     "exercises",
 ]
 

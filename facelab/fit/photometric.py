@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..color import linear_to_srgb, srgb_to_linear  # the one sRGB pair (re-exported)
 from ..errors import FitDiverged, InvalidInput
 from ..geometry.camera import intrinsics, project
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
-from ..render.color import linear_to_srgb, srgb_to_linear  # the one sRGB pair (re-exported)
 from ..render.shading import sh_ambient
 from .losses import gaussian_prior, landmark_loss, photometric_loss, sh_prior
 from .render import render_face

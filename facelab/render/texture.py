@@ -23,9 +23,10 @@ import math
 import torch
 import torch.nn.functional as Fn
 
+from .._checks import check_shape
 from ..errors import InvalidInput
 
-__all__ = ["mipmap_pyramid", "sample_points", "texture", "uv_footprint"]
+__all__ = ["mipmap_pyramid", "sample_points", "sample_vertex_albedo", "texture", "uv_footprint"]
 
 
 def mipmap_pyramid(tex: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:
@@ -64,6 +65,45 @@ def sample_points(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
             f"{tex.shape[0]}, got {tuple(uv.shape)}"
         )
     return _sample(tex, uv[:, None])[:, 0]
+
+
+def sample_vertex_albedo(
+    albedo: torch.Tensor,
+    uvs: torch.Tensor,
+    uv_faces: torch.Tensor,
+    faces: torch.Tensor,
+    num_vertices: int | None = None,
+) -> torch.Tensor:
+    """Per-vertex colours ``(B, V, 3)`` from a UV albedo image ``(B, 3, S, S)``.
+
+    Args:
+        albedo: ``(B, 3, S, S)`` UV image (e.g. ``ProceduralAlbedo.sample``).
+        uvs: ``(T, 2)`` texture coordinates; ``uv_faces``, ``faces``: ``(F, 3) long`` — the
+            UV and vertex index of each face corner (as in a ``MorphableModel``).
+        num_vertices: ``V``; default ``faces.max() + 1``.
+
+    A vertex on a UV seam has several UVs: its colour is the **mean over its distinct UVs**
+    (each distinct (vertex, uv) pair counts once, however many faces share it). Vertices on
+    no face get 0. Bilinear lookups by :func:`sample_points` (clamp-to-edge: UVs outside
+    [0, 1], e.g. UDIM tiles beyond the first, take border colours).
+    """
+    check_shape("albedo", albedo, (None, 3, None, None))
+    check_shape("uvs", uvs, (None, 2))
+    check_shape("uv_faces", uv_faces, (None, 3))
+    check_shape("faces", faces, (uv_faces.shape[0], 3))
+    dev = albedo.device
+    fv = faces.reshape(-1).long().to(dev)
+    ft = uv_faces.reshape(-1).long().to(dev)
+    nv = int(fv.max()) + 1 if num_vertices is None else int(num_vertices)
+    if int(fv.max()) >= nv:
+        raise InvalidInput(f"faces index vertex {int(fv.max())} but num_vertices is {nv}")
+    nt = uvs.shape[0]
+    pairs = torch.unique(fv * nt + ft)
+    pv, pt = torch.div(pairs, nt, rounding_mode="floor"), pairs % nt
+    cols = sample_points(albedo, uvs.to(dev, albedo.dtype)[pt])  # (B, P, 3)
+    out = albedo.new_zeros(albedo.shape[0], nv, 3).index_add(1, pv, cols)
+    cnt = albedo.new_zeros(nv).index_add(0, pv, torch.ones_like(pv, dtype=albedo.dtype))
+    return out / cnt.clamp_min(1.0)[None, :, None]
 
 
 def uv_footprint(

@@ -68,15 +68,17 @@ Albedo images are ``(B, 3, S, S)`` in [0, 1], linear reflectance by default
 - :mod:`~facelab.models.albedo.layout` — UV layouts and region masks (layer 2), the texel
   coverage of a UV mesh;
 - :mod:`~facelab.models.albedo.procedural` — the generator (layer 3);
-- :mod:`~facelab.models.albedo.pca` — the linear albedo model and its cache;
-- :mod:`~facelab.models.albedo.vertex` — per-vertex colours from a UV image.
+- :mod:`~facelab.models.albedo.pca` — the linear albedo model and its cache.
 
-The sRGB transfer functions are :mod:`facelab.render.color`'s (re-exported here).
+Per-vertex colours from a UV image are a texture lookup: :func:`facelab.render.sample_vertex_albedo`
+(``models`` sits below ``render`` and does not import it).
+
+The sRGB transfer functions are :mod:`facelab.color`'s (re-exported here).
 """
 
 from __future__ import annotations
 
-from ...render.color import linear_to_srgb, srgb_to_linear
+from ...color import linear_to_srgb, srgb_to_linear
 from .layout import (
     REGION_NAMES,
     UVLayout,
@@ -87,7 +89,6 @@ from .layout import (
 from .pca import AlbedoPCA, build_albedo_pca
 from .procedural import AlbedoConfig, AlbedoParams, ProceduralAlbedo
 from .skin import hair_reflectance, skin_reflectance
-from .vertex import sample_uv, sample_vertex_albedo
 
 # isort: off
 # private names that other modules and the tests read through this package
@@ -106,8 +107,6 @@ __all__ = [
     "hair_reflectance",
     "linear_to_srgb",
     "rasterize_uv_coverage",
-    "sample_uv",
-    "sample_vertex_albedo",
     "skin_reflectance",
     "srgb_to_linear",
     "uv_layout_from_mesh",

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ...color import linear_to_srgb
 from ...errors import InvalidInput
-from ...render.color import linear_to_srgb
 from .layout import UVLayout, uv_layout_from_model
 from .skin import _skin_spectrum, _spectral_tables, hair_reflectance
 

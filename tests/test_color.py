@@ -1,10 +1,10 @@
-"""facelab.render.color: the one sRGB pair (known values, round trip, gradients, dtype)."""
+"""facelab.color: the one sRGB pair (known values, round trip, gradients, dtype)."""
 
 from __future__ import annotations
 
 import torch
 
-from facelab.render.color import linear_to_srgb, srgb_to_linear
+from facelab.color import linear_to_srgb, srgb_to_linear
 
 
 def test_known_values_and_round_trip():

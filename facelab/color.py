@@ -3,6 +3,8 @@
 Photos and display-encoded textures are sRGB; shading is linear. The fitter compares a linear
 render with a linearised photo, the procedural albedo renders linear reflectance and encodes
 it for display, the world writes sRGB images: all through these two functions.
+This module sits below every layer (``models`` encodes its albedo with it and may not import
+``render``); :mod:`facelab.render` and :mod:`facelab.models.albedo` re-export both functions.
 
 .. math::
 
