@@ -14,6 +14,11 @@ landmarks, refines pose, shape, expression, albedo and light photometrically
   landmarks, pose, coefficients, timings and losses (:mod:`facelab.viz.report`);
 * ``mesh.glb`` with ``--glb``: the textured mesh as binary glTF (files key ``"glb"``).
 
+``--method ganfit`` fits with GANFit (:mod:`facelab.methods.ganfit`: the texture GAN as the
+albedo model, identity / content / pixel / landmark losses) and also writes
+``gan_texture.png`` (the GAN's UV map; files key ``"gan_texture"``) and the latent in
+``params.json`` (``"gan_latent"``).
+
 With ``--shared-identity``, ``DIR/report.html`` is one page with a row per photo and the
 shared shape (the identity at a neutral expression).
 
@@ -107,11 +112,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "faces HOG misses, e.g. turned ones), 'dlib-hog', 'dlib-cnn', 'fan' (downloads)",
     )
     p.add_argument("--glb", action="store_true", help="also write mesh.glb (binary glTF)")
+    p.add_argument(
+        "--method",
+        default="classic",
+        choices=tuple(METHODS),
+        help="'classic' (Part I: landmarks + photometric, default) or 'ganfit' (texture GAN, "
+        "identity/content losses; also writes gan_texture.png)",
+    )
     add_threads(p)
     add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json(p)
     p.set_defaults(func=handler)
+
+
+def _classic(args, cfg):
+    from ..fit import fit, fit_multi
+
+    return fit, fit_multi, {"config": cfg, "photometric": not args.landmarks_only}
+
+
+def _ganfit(args, cfg):
+    from ..errors import InvalidInput
+    from ..methods.ganfit.fit import GanFitConfig, fit, fit_multi
+
+    if args.landmarks_only:
+        raise InvalidInput("--landmarks-only is the classic fit's stage 1; drop --method ganfit")
+    gcfg = GanFitConfig() if args.resolution is None else GanFitConfig(resolution=args.resolution)
+    return fit, fit_multi, {"config": gcfg}
+
+
+#: ``--method`` name -> builder ``(args, FitConfig) -> (fit, fit_multi, method kwargs)``.
+METHODS = {"classic": _classic, "ganfit": _ganfit}
 
 
 def _face_policy(value: str) -> str | int:
@@ -152,7 +184,7 @@ def handler(args: argparse.Namespace) -> int:
     import sys
 
     from ..errors import FacelabError, InvalidInput
-    from ..fit import FitConfig, fit, fit_multi
+    from ..fit import FitConfig
     from ..models import load
 
     t0 = time.perf_counter()
@@ -165,15 +197,15 @@ def handler(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--resolution must be >= 32 pixels, got {args.resolution}")
     cfg = FitConfig() if args.resolution is None else FitConfig(resolution=args.resolution)
     face = _face_policy(args.face)
+    fit, fit_multi, method_kw = METHODS[getattr(args, "method", "classic")](args, cfg)
     out = Path(args.out)
     check_output_dir(out)
     device = setup_compute(args)
     model = load(args.model, device=device)
     common = dict(
         model=model,
-        config=cfg,
+        **method_kw,
         face=face,
-        photometric=not args.landmarks_only,
         detector=getattr(args, "detector", "auto"),
         fast=True if args.fast else None,
         progress=not args.quiet,

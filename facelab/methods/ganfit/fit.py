@@ -1,0 +1,687 @@
+"""GANFit fitting (Gecer et al. 2019), at CPU scale, on top of the Part I fitter.
+
+**Parameters**: ICT identity :math:`p_s` and expression :math:`p_e`, pose and focal
+(from the landmark stage), SH light, and the texture GAN's latent :math:`w` (one ``w`` for
+every layer; ``w_plus=True`` gives one per layer, W+). The GAN's UV map is sampled per vertex
+(:func:`facelab.methods.ganfit.uv.gan_vertex_uvs`, :func:`facelab.render.texture.sample_points`)
+and rendered by Part I's image formation (:func:`facelab.fit.render.render_face`, i.e.
+:class:`facelab.render.Renderer` with SH shading): no second renderer.
+
+**Energy** (:mod:`facelab.methods.ganfit.losses`): identity of the render and of a second
+render :math:`\\hat I_R` with randomised expression, yaw and light, content (dlib-ResNet
+feature maps), pixel L1 in the face mask, landmarks (Part I's term with the detector
+calibration), priors on shape, expression, latent and light.
+
+**Schedule**: ``"landmarks"`` -- Part I's landmark fit (:func:`facelab.fit.fit_landmarks`:
+pose, shape, expression); then Adam stages over offsets ``theta = theta_0 + s z`` (as
+Part I's photometric stage): by default a short ``"texture"`` stage (latent and light, shape
+fixed: ours, it lets the texture settle before it can pull the shape) and the ``"joint"``
+stage (everything). ``one_stage=True`` skips the landmark shape: the joint stage starts from
+the mean shape and neutral expression (only the pose comes from the landmarks) -- the
+ablation "one stage vs two".
+
+:func:`fit` fits one photo; :func:`fit_multi` several photos of one person (identity and
+texture latent shared, pose / expression / light per photo). Both return
+:class:`GanFitResult`, a :class:`facelab.fit.FitResult` that also carries the GAN's UV
+texture and latent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...errors import FitDiverged, InvalidInput
+from ...fit.api import (
+    _load_photo,
+    _resolve_model,
+    check_face_size,
+    crop_box,
+    crop_image,
+    crop_intrinsics,
+    detect_landmarks,
+    fast_mode,
+    package_result,
+)
+from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
+from ...fit.photometric import _lr_factor, estimate_light, skin_vertex_mask
+from ...fit.render import render_face
+from ...fit.result import FitResult, face_region
+from ...geometry.camera import intrinsics, project
+from ...models.morphable import pose_points
+from ...models.params import FaceParams
+from ...render import linear_to_srgb, srgb_to_linear
+from ...render.shading import sh_ambient, sh_basis
+from ...render.texture import sample_points
+from .losses import (
+    blendshape_prior,
+    content_loss,
+    gaussian_prior,
+    identity_loss,
+    landmark_term,
+    latent_prior,
+    pixel_loss,
+)
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "GROUPS",
+    "GanFitConfig",
+    "GanFitResult",
+    "GanStage",
+    "default_stages",
+    "fit",
+    "fit_crops",
+    "fit_multi",
+    "gan_texture",
+    "latent_stats",
+    "load_components",
+    "random_view",
+]
+
+#: Parameter groups an Adam stage may optimise.
+GROUPS = ("rotation", "translation", "identity", "expression", "light", "latent")
+
+#: Loss weights (``GanFitConfig.weights`` overrides by name; 0 switches a term off).
+DEFAULT_WEIGHTS = {
+    "id": 0.5,  # 1 - cos(F(I), F(I_R))
+    "id_random": 0.25,  # the same for the randomised second render
+    "content": 0.05,  # dlib-ResNet feature maps
+    "pixel": 1.0,  # L1 in the face mask (sRGB)
+    "landmark": 300.0,  # Part I's normalised landmark term (its weight there too)
+    "shape": 2e-4,  # ||p_s||^2
+    "expression": 2e-4,  # ||p_e||^2
+    "latent": 0.02,  # Mahalanobis ||w - mean||^2 / D
+    "light": 1e-3,  # Part I's SH prior
+}
+
+_SCALES = {"rotation": 0.05, "translation": 0.01, "identity": 1.0, "expression": 0.3,
+           "light": 0.3, "latent": 1.0}  # fmt: skip
+
+
+@dataclass
+class GanStage:
+    """One Adam stage: ``steps`` steps at ``lr`` on ``params`` (a subset of :data:`GROUPS`);
+    ``weights`` override the config's for this stage."""
+
+    name: str
+    steps: int
+    lr: float = 0.03
+    params: tuple[str, ...] = GROUPS
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+def default_stages(fast: bool = False) -> list[GanStage]:
+    """``texture`` (latent + light, shape fixed) then ``joint`` (everything)."""
+    return [
+        GanStage("texture", 8 if fast else 25, 0.05, ("latent", "light")),
+        GanStage("joint", 32 if fast else 110, 0.03, GROUPS),
+    ]
+
+
+@dataclass
+class GanFitConfig:
+    """Options of :func:`fit` / :func:`fit_crops`.
+
+    Attributes:
+        resolution: side of the face crop the losses see (FAST: 128).
+        crop_scale: crop side = ``crop_scale`` x the landmark box's larger side.
+        stages: Adam stages after the landmark fit (``None``: :func:`default_stages`).
+        one_stage: skip the landmark shape (see the module doc).
+        weights: loss weights by name (:data:`DEFAULT_WEIGHTS`).
+        w_plus: one latent per generator layer (W+) instead of one ``w``.
+        random_yaw: the second render's yaw offset is uniform in +-this (degrees).
+        random_expression: its blendshape weights move by up to this.
+        seed: seed of the second render's draws.
+        fast: FAST mode (128 px, short schedule; also ``FACELAB_FAST=1``).
+        progress: a tqdm bar.
+        on_nan: ``"raise"`` (:class:`FitDiverged`) or ``"stop"`` (keep the last finite state).
+    """
+
+    resolution: int = 160
+    crop_scale: float = 1.6
+    stages: list[GanStage] | None = None
+    one_stage: bool = False
+    weights: dict[str, float] = field(default_factory=dict)
+    w_plus: bool = False
+    random_yaw: float = 25.0
+    random_expression: float = 0.3
+    seed: int = 0
+    fast: bool = False
+    progress: bool = True
+    on_nan: str = "raise"
+
+    def __post_init__(self) -> None:
+        bad = set(self.weights) - set(DEFAULT_WEIGHTS)
+        if bad:
+            raise InvalidInput(
+                f"unknown GANFit weights {sorted(bad)}; known {sorted(DEFAULT_WEIGHTS)}"
+            )
+        if self.on_nan not in ("raise", "stop"):
+            raise InvalidInput(f"on_nan must be 'raise' or 'stop', got {self.on_nan!r}")
+        for s in self.stages or []:
+            if set(s.params) - set(GROUPS):
+                raise InvalidInput(
+                    f"stage {s.name!r}: unknown groups {sorted(set(s.params) - set(GROUPS))}"
+                )
+
+    def schedule(self) -> list[GanStage]:
+        return self.stages if self.stages is not None else default_stages(self.fast)
+
+    def weight(self, name: str, stage: GanStage | None = None) -> float:
+        if stage is not None and name in stage.weights:
+            return float(stage.weights[name])
+        return float(self.weights.get(name, DEFAULT_WEIGHTS[name]))
+
+
+_COMPONENTS: dict[str, Any] = {}
+
+
+def load_components(generator=None, encoder=None):
+    """``(G, encoder)``: the shipped texture GAN and the dlib identity network (cached)."""
+    if generator is None:
+        if "G" not in _COMPONENTS:
+            from .texture_gan import load_texture_gan
+
+            _COMPONENTS["G"] = load_texture_gan()[0]
+        generator = _COMPONENTS["G"]
+    if encoder is None:
+        if "enc" not in _COMPONENTS:
+            from ...vision.identity import DlibIdentity
+
+            _COMPONENTS["enc"] = DlibIdentity().eval()
+        encoder = _COMPONENTS["enc"]
+    return generator, encoder
+
+
+@torch.no_grad()
+def latent_stats(G, n: int = 2000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` ``(w_dim,)`` of the mapping network's ``w`` over ``n`` seeded ``z``."""
+    key = ("stats", id(G), n, seed)
+    if key not in _COMPONENTS:
+        g = torch.Generator().manual_seed(seed)
+        dev = G.const.device
+        z = torch.randn(n, G.config.z_dim, generator=g).to(dev)
+        w = G.mapping(z)
+        _COMPONENTS[key] = (w.mean(0), w.std(0).clamp_min(1e-4))
+    return _COMPONENTS[key]
+
+
+def gan_texture(G, w: torch.Tensor) -> torch.Tensor:
+    """sRGB UV maps ``(B, 3, R, R)`` in [0, 1] from ``w (B, w_dim)`` or W+ ``(B, L, w_dim)``
+    (constant noise: the same latent always gives the same texture)."""
+    ws = G.mix_ws(w) if w.dim() == 2 else w
+    return ((G.synthesis(ws, noise_mode="const") + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _yaw_matrix(angle: torch.Tensor) -> torch.Tensor:
+    c, s = torch.cos(angle), torch.sin(angle)
+    o, z = torch.ones_like(c), torch.zeros_like(c)
+    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(-1, 3, 3)
+
+
+def random_view(
+    expression: torch.Tensor,
+    light: torch.Tensor,
+    g: torch.Generator,
+    max_yaw_deg: float = 25.0,
+    expression_step: float = 0.3,
+    blendshapes: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The second render's draws: ``(yaw rotation (B, 3, 3) in model space, expression,
+    light)``. Yaw uniform in +-``max_yaw_deg``; each blendshape moves by ``U(0, step)`` with
+    probability 0.1 (kept in [0, 1]); the light keeps its ambient term and gets a new random
+    direction (first band) of the same strength."""
+    B = expression.shape[0]
+    dt, dev = light.dtype, light.device
+    yaw = (torch.rand(B, generator=g, dtype=torch.float64) * 2 - 1) * math.radians(max_yaw_deg)
+    Ry = _yaw_matrix(yaw.to(dev, dt))
+    pick = (torch.rand(expression.shape, generator=g, dtype=torch.float64) < 0.1).to(dev, dt)
+    step = torch.rand(expression.shape, generator=g, dtype=torch.float64).to(dev, dt)
+    e = expression + expression_step * pick * step
+    if blendshapes:
+        e = e.clamp(0.0, 1.0)
+    d = torch.randn(B, 3, generator=g, dtype=torch.float64).to(dev, dt)
+    d = d / d.norm(dim=-1, keepdim=True)
+    d[:, 2] = -d[:, 2].abs()  # light from the camera's side
+    amb = light[:, :1]
+    strength = light[:, 1:4].norm(dim=1, keepdim=True).clamp_min(0.2 * amb.abs())
+    band1 = sh_basis(d, lambertian=False)[:, 1:4, None] / 0.4886 * strength
+    new = torch.cat([amb, band1, torch.zeros_like(light[:, 4:])], 1)
+    return Ry, e, new
+
+
+@dataclass
+class GanFitResult(FitResult):
+    """A :class:`~facelab.fit.FitResult` plus GANFit's texture.
+
+    Attributes:
+        gan_texture: ``(3, R, R)`` sRGB UV map the GAN produced (the GAN's own UV chart, the
+            built-in head's); ``latent``: the fitted ``w`` ``(w_dim,)`` or W+ ``(L, w_dim)``.
+    """
+
+    gan_texture: torch.Tensor | None = None
+    latent: torch.Tensor | None = None
+
+    def save(self, out_dir: str | Path, glb: bool = False, report: bool = True) -> dict[str, Path]:
+        """:meth:`FitResult.save` plus ``gan_texture.png`` (and the latent in
+        ``params.json`` under ``"gan_latent"``)."""
+        import json
+
+        from ...vision import save_image
+
+        paths = super().save(out_dir, glb=glb, report=report)
+        out = Path(out_dir)
+        if self.gan_texture is not None:
+            p = out / "gan_texture.png"
+            save_image(self.gan_texture.clamp(0, 1), p)
+            paths["gan_texture"] = p
+        if self.latent is not None:
+            pj = paths["params"]
+            d = json.loads(pj.read_text())
+            d["method"] = "ganfit"
+            d["gan_latent"] = self.latent.tolist()
+            pj.write_text(json.dumps(d, indent=2, sort_keys=True))
+        return paths
+
+
+@dataclass
+class CropFit:
+    """What :func:`fit_crops` returns (crop pixel frame)."""
+
+    params: FaceParams
+    latent: torch.Tensor  # (1|B, D) or (1|B, L, D)
+    texture: torch.Tensor  # (1|B, 3, R, R) sRGB
+    vertex_albedo: torch.Tensor  # (B, V, 3) linear
+    history: list[dict] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def fit_crops(
+    model,
+    crops: torch.Tensor,
+    landmarks: torch.Tensor,
+    init: FaceParams,
+    K: torch.Tensor,
+    landmark_vertices: torch.Tensor,
+    config: GanFitConfig | None = None,
+    landmark_weights: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    shared_identity: bool = False,
+    generator=None,
+    encoder=None,
+    id_landmarks: torch.Tensor | None = None,
+) -> CropFit:
+    """The Adam stages of GANFit on face crops.
+
+    Args:
+        crops: ``(B, 3, R, R)`` sRGB photos in [0, 1]; landmarks ``(B, 68, 2)`` crop pixels
+            (calibrated targets); init: the landmark fit's :class:`FaceParams`;
+            K ``(B, 3, 3)`` crop intrinsics; landmark_vertices ``(B, 68)``.
+        landmark_weights: ``(B, 68)`` or None; valid: ``(B, R, R)`` bool (False off-photo).
+        shared_identity: one identity and one texture latent for all ``B`` crops.
+        generator, encoder: override the shipped GAN / dlib network.
+        id_landmarks: ``(B, 68, 2)`` landmarks for the identity network's chip (default
+            ``landmarks``; the detector's raw points).
+    """
+    cfg = config or GanFitConfig()
+    G, enc = load_components(generator, encoder)
+    dev, dt = model.device, model.dtype
+    B, _, H, W = crops.shape
+    photo = crops.to(dev, dt)
+    photo_hwc = photo.permute(0, 2, 3, 1)
+    lm = landmarks.to(dev, dt)
+    lm_ids = landmark_vertices.to(dev)
+    blend = model.expression_kind == "blendshapes"
+    vmask = skin_vertex_mask(model)
+    region = face_region(model)
+    on_face = (
+        region.to(dev)[model.faces].all(-1)
+        if region is not None
+        else torch.ones(model.faces.shape[0], dtype=torch.bool, device=dev)
+    )
+    from .uv import gan_vertex_uvs
+
+    guv = gan_vertex_uvs(model)
+    Gd = next(G.parameters()).dtype
+    mean_w, std_w = latent_stats(G)
+    # identity network targets (photo), computed once
+    with torch.no_grad():
+        chip = enc.align(
+            photo.float(), (lm if id_landmarks is None else id_landmarks.to(dev)).float()
+        )
+        M = chip.matrix
+        tfeat = enc.crop_features(chip.image)
+    # base values and offsets
+    p0 = init.detach().to(dev, dt)
+    nb = 1 if shared_identity else B
+    depth0 = float(p0.translation[:, 2].abs().mean().clamp_min(1e-6))
+    L = G.num_ws
+    w0 = mean_w[None].expand(nb, -1)
+    if cfg.w_plus:
+        w0 = w0[:, None].expand(-1, L, -1)
+    base = {
+        "rotation": p0.rotation.clone(),
+        "translation": p0.translation.clone(),
+        "identity": (p0.identity[:1] if shared_identity else p0.identity).clone(),
+        "expression": p0.expression.clone(),
+        "latent": w0.clone().to(dt),
+    }
+    if cfg.one_stage:
+        base["identity"] = torch.zeros_like(base["identity"])
+        base["expression"] = torch.zeros_like(base["expression"])
+
+    def shape_params(values) -> FaceParams:
+        ident = values["identity"].expand(B, -1) if shared_identity else values["identity"]
+        return FaceParams(identity=ident, expression=values["expression"], rotation=values["rotation"],
+                          translation=values["translation"])  # fmt: skip
+
+    def vertex_albedo(latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tex = gan_texture(G, latent.to(Gd))
+        alb = srgb_to_linear(sample_points(tex.to(dt), guv))  # (nb, V, 3)
+        return tex, alb.expand(B, -1, -1) if shared_identity else alb
+
+    with torch.no_grad():
+        _, alb0 = vertex_albedo(base["latent"])
+        _, light0 = estimate_light(model, shape_params(base), K.to(dev, dt), srgb_to_linear(photo_hwc),
+                                   vmask, albedo=alb0)  # fmt: skip
+    if not bool(torch.isfinite(light0).all()):
+        light0 = sh_ambient(1.0, B, 3, dtype=dt, device=dev)
+    base["light"] = light0
+    scale = {k: _SCALES[k] * (depth0 if k == "translation" else 1.0) for k in GROUPS}
+    z = {k: torch.zeros_like(v, requires_grad=True) for k, v in base.items()}
+    scale_latent = std_w.to(dt)  # the latent moves in units of its own spread
+
+    def value(name: str) -> torch.Tensor:
+        if name == "latent":
+            return base[name] + scale_latent * z[name]
+        return base[name] + scale[name] * z[name]
+
+    g = torch.Generator().manual_seed(int(cfg.seed))
+    erode = max(1, round(max(H, W) / 128))
+
+    def losses(stage: GanStage) -> dict[str, torch.Tensor]:
+        vals = {k: value(k) for k in base}
+        fp = shape_params(vals)
+        verts = model.forward(fp.identity, fp.expression)
+        vc = pose_points(verts, fp.rotation, fp.translation)
+        tex, alb = vertex_albedo(vals["latent"])
+        light = vals["light"]
+        wt = {k: cfg.weight(k, stage) for k in DEFAULT_WEIGHTS}
+        out: dict[str, torch.Tensor] = {}
+        r = render_face(vc, model.faces, alb, light, K, (H, W), vmask, erode=erode)
+        srgb = linear_to_srgb(r.image.clamp(0.0, 1.0))
+        m = r.mask if valid is None else r.mask & valid
+        if wt["pixel"] > 0:
+            out["pixel"] = wt["pixel"] * pixel_loss(srgb, photo_hwc, m)
+        if wt["id"] > 0 or wt["content"] > 0:
+            p2f = r.fragments.pix_to_face
+            cover = (p2f >= 0) & on_face[p2f.clamp_min(0)]
+            comp = torch.where(cover[..., None], srgb, photo_hwc).permute(0, 3, 1, 2)
+            from ...vision.align import warp_to_crop
+
+            feats = enc.crop_features(
+                warp_to_crop(comp.float(), M.to(torch.float32), enc.input_size)
+            )
+            if wt["id"] > 0:
+                out["id"] = wt["id"] * identity_loss(feats["embedding"], tfeat["embedding"])
+            if wt["content"] > 0:
+                out["content"] = wt["content"] * content_loss(feats, tfeat)
+        if wt["id_random"] > 0:
+            Ry, e2, l2 = random_view(vals["expression"].detach(), light.detach(), g, cfg.random_yaw,
+                                     cfg.random_expression, blend)  # fmt: skip
+            v2 = model.forward(fp.identity, e2) @ Ry.transpose(1, 2)
+            vc2 = pose_points(v2, fp.rotation, fp.translation)
+            r2 = render_face(vc2, model.faces, alb, l2, K, (H, W))
+            p2 = r2.fragments.pix_to_face
+            cov2 = (p2 >= 0) & on_face[p2.clamp_min(0)]
+            grey = photo_hwc.mean((1, 2), keepdim=True).expand_as(r2.image)
+            img2 = torch.where(cov2[..., None], linear_to_srgb(r2.image.clamp(0, 1)), grey)
+            lm2 = project(torch.gather(vc2, 1, lm_ids[..., None].expand(-1, -1, 3)), K).detach()
+            e_r = enc.embed(img2.permute(0, 3, 1, 2).float(), lm2.float())
+            out["id_random"] = wt["id_random"] * identity_loss(e_r, tfeat["embedding"])
+        lmk = torch.gather(vc, 1, lm_ids[..., None].expand(-1, -1, 3))
+        out["landmark"] = wt["landmark"] * landmark_term(project(lmk, K), lm, landmark_weights)
+        out["shape"] = wt["shape"] * gaussian_prior(vals["identity"])
+        out["expression"] = wt["expression"] * (
+            blendshape_prior(vals["expression"]) if blend else gaussian_prior(vals["expression"])
+        )
+        out["latent"] = wt["latent"] * latent_prior(vals["latent"], mean_w, std_w)
+        from ...fit.losses import sh_prior
+
+        out["light"] = wt["light"] * sh_prior(light)
+        return out
+
+    def project_constraints() -> None:
+        if blend:
+            with torch.no_grad():
+                e = value("expression").clamp(0, 1)
+                z["expression"].copy_((e - base["expression"]) / scale["expression"])
+
+    res = CropFit(
+        params=init, latent=base["latent"], texture=torch.empty(0), vertex_albedo=torch.empty(0)
+    )
+    stages = [s for s in cfg.schedule() if s.steps > 0]
+    total = sum(s.steps for s in stages)
+    bar = None
+    if cfg.progress and total:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="ganfit", leave=False)
+    last_good = {k: v.detach().clone() for k, v in z.items()}
+    try:
+        for stage in stages:
+            t0 = time.perf_counter()
+            groups = [z[k] for k in stage.params if k in z]
+            if not groups:
+                continue
+            opt = torch.optim.Adam(groups, lr=stage.lr)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(stage.steps))
+            stopped = False
+            for step in range(stage.steps):
+                opt.zero_grad()
+                terms = losses(stage)
+                loss = sum(terms.values())
+                ok = bool(torch.isfinite(loss))
+                if ok:
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    ok = all(bool(torch.isfinite(t).all()) for t in z.values())
+                if not ok:
+                    with torch.no_grad():
+                        for k, v in last_good.items():
+                            z[k].copy_(v)
+                    msg = f"GANFit diverged in stage {stage.name!r} at step {step}; last finite state restored"
+                    if cfg.on_nan == "raise":
+                        raise FitDiverged(msg)
+                    res.warnings.append(msg)
+                    stopped = True
+                    break
+                project_constraints()
+                with torch.no_grad():
+                    for k, v in z.items():
+                        last_good[k].copy_(v)
+                rec = {"stage": stage.name, "step": step, "loss": float(loss.detach())}
+                rec.update({k: float(v.detach()) for k, v in terms.items()})
+                res.history.append(rec)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(stage=stage.name, loss=f"{float(loss.detach()):.4g}")
+            res.stage_seconds[stage.name] = time.perf_counter() - t0
+            if stopped:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    with torch.no_grad():
+        vals = {k: value(k).detach() for k in base}
+        fp = shape_params(vals)
+        tex, alb = vertex_albedo(vals["latent"])
+        res.params = FaceParams(identity=fp.identity.clone(), expression=fp.expression.clone(),
+                                rotation=fp.rotation.clone(), translation=fp.translation.clone(),
+                                light=vals["light"].clone(), focal=K[:, 0, 0].clone())  # fmt: skip
+        res.latent, res.texture, res.vertex_albedo = vals["latent"], tex, alb.clamp(0, 1)
+    return res
+
+
+def _prepare(model, photo, landmarks, detector, face, min_face_px, calibration, source):
+    """Photo, raw landmarks, calibrated target, per-point weights (as :func:`facelab.fit.fit`)."""
+    img, src = _load_photo(photo)
+    src = source or src or "photo"
+    t0 = time.perf_counter()
+    if landmarks is None:
+        lm = detect_landmarks(img, src, face, detector)
+    else:
+        lm = torch.as_tensor(landmarks, dtype=torch.float32)
+        if lm.shape != (68, 2) or not bool(torch.isfinite(lm).all()):
+            raise InvalidInput(f"{src}: landmarks must be finite (68, 2), got {tuple(lm.shape)}")
+    t_det = time.perf_counter() - t0
+    check_face_size(lm, src, min_face_px)
+    cal = calibration
+    if isinstance(cal, str):
+        if cal != "auto":
+            raise InvalidInput(
+                f"calibration must be 'auto', None or a LandmarkCalibration, got {cal!r}"
+            )
+        from ...fit.calibration import load_calibration
+
+        name = detector if isinstance(detector, str) else getattr(detector, "name", "")
+        cal = load_calibration(name, getattr(model, "name", "")) if landmarks is None else None
+    weights, target = None, lm
+    if cal is not None:
+        weights = cal.weights().to(model.device, model.dtype)
+        target = cal.correct(lm.double()).to(torch.float32)
+    return (
+        img.to(model.device),
+        lm.to(model.device, model.dtype),
+        target.to(model.device, model.dtype),
+        weights,
+        src,
+        t_det,
+    )
+
+
+def fit_multi(
+    photos: list[Any],
+    model: Any = "ict-face",
+    landmarks: list[torch.Tensor] | None = None,
+    config: GanFitConfig | None = None,
+    landmark_config: LandmarkFitConfig | None = None,
+    face: str | int = "largest",
+    detector: Any = "dlib",
+    fast: bool | None = None,
+    progress: bool | None = None,
+    calibration: Any = "auto",
+    shared_identity: bool = True,
+    min_face_px: float = 40,
+    generator=None,
+    encoder=None,
+) -> list[GanFitResult]:
+    """GANFit on several photos: with ``shared_identity`` one identity and one texture latent
+    (one person), else each photo on its own. Arguments as :func:`fit` (lists)."""
+    t_all = time.perf_counter()
+    mdl = _resolve_model(model)
+    if not photos:
+        raise InvalidInput("fit_multi needs at least one photo")
+    if landmarks is not None and len(landmarks) != len(photos):
+        raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
+    cfg = config or GanFitConfig()
+    if fast_mode(fast):
+        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
+    preps = [
+        _prepare(
+            mdl,
+            ph,
+            None if landmarks is None else landmarks[i],
+            detector,
+            face,
+            min_face_px,
+            calibration,
+            None,
+        )  # fmt: skip
+        for i, ph in enumerate(photos)
+    ]
+    sizes = {tuple(p[0].shape[-2:]) for p in preps}
+    if len(sizes) != 1:
+        raise InvalidInput(f"fit_multi needs photos of one size, got {sorted(sizes)}")
+    (H, W), R = sizes.pop(), cfg.resolution
+    targets = torch.stack([p[2] for p in preps])
+    wts = None if preps[0][3] is None else torch.stack([p[3] for p in preps])
+    t0 = time.perf_counter()
+    lf = fit_landmarks(
+        mdl, targets, (H, W), landmark_config, visible=wts, shared_identity=shared_identity
+    )
+    t_lm = time.perf_counter() - t0
+    f = lf.params.focal
+    K_full = intrinsics(f, f, torch.full_like(f, W / 2.0), torch.full_like(f, H / 2.0))
+    crops, valids, Ks, lmc, lmr = [], [], [], [], []
+    for b, p in enumerate(preps):
+        box = crop_box(p[1], cfg.crop_scale)
+        c, v = crop_image(p[0].to(mdl.dtype), box, R)
+        a = R / box[2]
+        xy = torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)
+        (
+            crops.append(c[0]),
+            valids.append(v[0]),
+            Ks.append(crop_intrinsics(K_full[b : b + 1].to(mdl.dtype), box, R)[0]),
+        )
+        lmc.append((p[2] - xy) * a), lmr.append((p[1] - xy) * a)
+    cf = fit_crops(mdl, torch.stack(crops), torch.stack(lmc), lf.params, torch.stack(Ks),
+                   lf.landmark_vertices, cfg, wts, torch.stack(valids), shared_identity, generator,
+                   encoder, id_landmarks=torch.stack(lmr))  # fmt: skip
+    results = []
+    for b, p in enumerate(preps):
+        params = FaceParams(identity=cf.params.identity[b : b + 1], expression=cf.params.expression[b : b + 1],
+                            rotation=cf.params.rotation[b : b + 1], translation=cf.params.translation[b : b + 1],
+                            light=cf.params.light[b : b + 1], focal=lf.params.focal[b : b + 1])  # fmt: skip
+        history: dict[str, list[float]] = {"landmarks": list(lf.history)}
+        for rec in cf.history:
+            history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
+        timings = {"detect": p[5], "landmarks": t_lm, **{f"stage_{k}": v for k, v in cf.stage_seconds.items()},
+                   "ganfit": sum(cf.stage_seconds.values())}  # fmt: skip
+        kb = 0 if shared_identity else b
+        res = package_result(mdl, p[0], p[1], params, K_full[b], lf.landmark_vertices[b], cf.vertex_albedo[b],
+                             history, timings, list(cf.warnings), p[4])  # fmt: skip
+        res.timings["total"] = time.perf_counter() - t_all
+        out = GanFitResult(**{k: getattr(res, k) for k in res.__dataclass_fields__})
+        out.gan_texture, out.latent = (
+            cf.texture[kb].detach().float(),
+            cf.latent[kb].detach().float(),
+        )
+        results.append(out)
+    return results
+
+
+def fit(
+    photo: Any,
+    model: Any = "ict-face",
+    landmarks: torch.Tensor | None = None,
+    config: GanFitConfig | None = None,
+    landmark_config: LandmarkFitConfig | None = None,
+    face: str | int = "largest",
+    detector: Any = "dlib",
+    fast: bool | None = None,
+    progress: bool | None = None,
+    calibration: Any = "auto",
+    min_face_px: float = 40,
+    generator=None,
+    encoder=None,
+) -> GanFitResult:
+    """GANFit on one photo: detect (or take ``landmarks``), landmark fit, GANFit stages,
+    package a :class:`GanFitResult` over the full photo.
+
+    Arguments as :func:`facelab.fit.fit` (``config`` is a :class:`GanFitConfig`).
+    Raises what :func:`facelab.fit.fit` raises (NoFaceFound, InvalidInput, FitDiverged).
+    """
+    return fit_multi([photo], model, None if landmarks is None else [landmarks], config,
+                     landmark_config, face, detector, fast, progress, calibration, False,
+                     min_face_px, generator, encoder)[0]  # fmt: skip
