@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from facelab.errors import InvalidInput, ModelFormatError
+from facelab.geometry.raster import triangle_coverage
 from facelab.models.albedo import (
     REGION_NAMES,
     AlbedoConfig,
@@ -19,9 +20,9 @@ from facelab.models.albedo import (
     build_albedo_pca,
     hair_reflectance,
     linear_to_srgb,
-    rasterize_uv_coverage,
     skin_reflectance,
     srgb_to_linear,
+    uv_coverage,
     uv_layout_from_mesh,
     uv_layout_from_model,
 )
@@ -128,14 +129,24 @@ def test_hair_reflectance_darker_with_melanin():
 def test_coverage_of_one_triangle_is_exact():
     uvs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     tri = torch.tensor([[0, 1, 2]])
-    cov = rasterize_uv_coverage(uvs, tri, 8)
-    # texel (i, j) has u = (j+.5)/8, v = 1-(i+.5)/8; inside iff u + v <= 1 iff j <= i
+    cov = uv_coverage(uvs, tri, 8)
+    # texel (i, j) has u = (j+.5)/8, v = 1-(i+.5)/8; inside iff u + v <= 1 iff j <= i: the
+    # closed-triangle edge rule keeps the centres on the hypotenuse (j == i) ...
     i, j = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
     torch.testing.assert_close(cov, (j <= i).to(cov.dtype))
-    torch.testing.assert_close(rasterize_uv_coverage(uvs, tri.flip(1), 8), cov)  # orientation
+    torch.testing.assert_close(uv_coverage(uvs, tri.flip(1), 8), cov)  # orientation
+    # ... which the rasterizer's top-left rule alone gives away (the hypotenuse is a right
+    # edge here): the rule is the canonical one plus exactly those edge centres
+    pts = torch.stack([uvs[:, 0] * 8, (1 - uvs[:, 1]) * 8], -1)
+    torch.testing.assert_close(triangle_coverage(pts, tri, 8), j < i)
     square = torch.tensor([[0, 1, 3], [0, 3, 2]])
     uvs4 = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
-    assert float(rasterize_uv_coverage(uvs4, square, 16).sum()) == 256
+    assert float(uv_coverage(uvs4, square, 16).sum()) == 256
+    # a chart with a boundary through texel centres: every centre on its outline is covered
+    small = torch.tensor([[0.5, 0.5], [6.5, 0.5], [0.5, 6.5]], dtype=torch.float64) / 8
+    c = uv_coverage(small, tri, 8)
+    assert float(c.sum()) == 28  # 7 + 6 + ... + 1 centres on or inside the closed triangle
+    assert float(uv_coverage(small[[0, 0, 1]], tri, 8).sum()) == 0  # degenerate: nothing
 
 
 def test_canonical_layout_masks(layout):

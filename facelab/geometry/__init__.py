@@ -2,13 +2,15 @@
 
 Submodules: :mod:`~facelab.geometry.rotation`, :mod:`~facelab.geometry.mesh`,
 :mod:`~facelab.geometry.io`, :mod:`~facelab.geometry.alignment`,
-:mod:`~facelab.geometry.conventions` (and ``camera``, the projection model).
+:mod:`~facelab.geometry.conventions` (and ``camera``, the projection model; ``raster``, which
+pixel centres a 2D triangle covers — the fill rule of the rasterizer).
 """
 
 from __future__ import annotations
 
 from . import camera as camera
 from . import eg3d as eg3d
+from . import raster as raster
 from .alignment import SimilarityTransform, align_points, apply_similarity, procrustes, umeyama
 from .conventions import FLIP_YZ, flip_yz
 from .io import (

@@ -29,7 +29,9 @@ camera) are dropped whole (no clipping), as are degenerate ones (``|A|`` tiny) a
 image* (y down), i.e. ``A < 0`` in the formula above — what a model-space mesh with
 outward-facing counter-clockwise triangles becomes after :func:`~facelab.geometry.camera.pose_to_camera`.
 
-**Cost** follows the covered pixels: each triangle tests only the pixel centres in its
+**Cost** follows the covered pixels. The coverage step (edge functions, top-left rule, the
+enumeration below) is :mod:`facelab.geometry.raster`, shared with the texel coverage of UV
+charts, which must not import ``render``. Each triangle tests only the pixel centres in its
 bounding box — triangles are bucketed by box size (2x2, 3x3, ... 16x16) and each bucket is one
 dense broadcast ``(triangles, box pixels)`` test; larger triangles enumerate their box with a
 ``repeat_interleave`` — the inside test keeps the covered (pixel, triangle) pairs, and only
@@ -53,6 +55,7 @@ import torch
 
 from .._checks import check_shape
 from ..errors import InvalidInput
+from ..geometry.raster import covered_pixels, edge_table, gather_triangles
 
 __all__ = ["Fragments", "signed_screen_areas", "rasterize", "rasterize_reference"]
 
@@ -106,7 +109,7 @@ class Fragments:
 
 def signed_screen_areas(verts_screen: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """``(B, F)`` twice the signed screen area ``A = (p1-p0) x (p2-p0)`` (negative = front)."""
-    t = _gather_tris(verts_screen, faces)  # (B, F, 3, 3)
+    t = gather_triangles(verts_screen, faces)  # (B, F, 3, 3)
     x, y = t[..., 0], t[..., 1]
     return (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (
         y[..., 1] - y[..., 0]
@@ -130,12 +133,6 @@ def _check_inputs(verts: torch.Tensor, faces: torch.Tensor, image_size) -> tuple
             f"faces index vertices outside [0, {verts.shape[1]}): check the mesh topology"
         )
     return H, W
-
-
-def _gather_tris(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """``(B, F, 3, 3)`` triangle corners: one ``index_select`` (faster than ``verts[:, faces]``)."""
-    B = verts.shape[0]
-    return verts.index_select(1, faces.reshape(-1)).view(B, faces.shape[0], 3, 3)
 
 
 def _barycentrics(
@@ -163,104 +160,6 @@ def _barycentrics(
     inv_z = w0 + w1 + w2
     bary = torch.stack([w0, w1, w2], 1) / inv_z.unsqueeze(1)
     return bary, 1.0 / inv_z
-
-
-def _edge_table(verts: torch.Tensor, faces: torch.Tensor, tri: torch.Tensor | None = None):
-    """Per-face edge data in canonical order (see module docstring). No grad.
-
-    Returns ``area (B, F)`` and ``edges (B, F, 3, 5)``: for edge k the signed direction
-    ``(dx, dy)``, the canonical start ``(ax, ay)`` and a top-left flag, arranged so that
-    ``E'_k(p) = dx (py - ay) - dy (px - ax)`` is ``>= 0`` inside and bit-exactly opposite for
-    the neighbour that shares the edge.
-    """
-    if tri is None:
-        tri = _gather_tris(verts, faces)
-    x, y = tri[..., 0], tri[..., 1]  # (B, F, 3)
-    perm1 = torch.tensor([1, 2, 0], device=faces.device)  # corner k+1: start of edge k
-    perm2 = torch.tensor([2, 0, 1], device=faces.device)  # corner k+2: its end
-    x1, y1 = x.index_select(2, perm1), y.index_select(2, perm1)
-    x2, y2 = x.index_select(2, perm2), y.index_select(2, perm2)
-    area = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (
-        y[..., 1] - y[..., 0]
-    )
-    # Direction in triangle order times the orientation sign: x2 - x1 = -(x1 - x2) exactly,
-    # so a neighbour traversing the edge the other way gets the exact negation.
-    s = torch.sign(area).unsqueeze(-1)
-    dx, dy = (x2 - x1) * s, (y2 - y1) * s
-    # The start point must be the same for both neighbours: the lower vertex index.
-    flip = faces.index_select(1, perm1) > faces.index_select(1, perm2)  # (F, 3)
-    ax = torch.where(flip, x2, x1)
-    ay = torch.where(flip, y2, y1)
-    # Top-left: inside lies to the +x of a left edge (dy < 0) or below (+y) a top edge.
-    tl = (dy < 0) | ((dy == 0) & (dx > 0))
-    edges = torch.stack([dx, dy, ax, ay, tl.to(verts.dtype)], -1)  # (B, F, 3, 5)
-    return area, edges
-
-
-# Faces are evaluated in buckets by bounding-box size: a face whose box fits in ch x cw pixels
-# is tested on a dense (faces, ch * cw) grid by broadcasting — no per-candidate gathers. Faces
-# larger than the last bucket use a repeat_interleave enumeration of their exact box.
-_BUCKETS = ((2, 2), (3, 3), (4, 4), (6, 6), (8, 8), (16, 16))
-
-
-def _inside(t: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
-    """Top-left-rule inside test; ``t (N, >=15)`` edge columns broadcast against ``px, py``."""
-    inside = None
-    for k in range(3):
-        dx, dy, ax, ay, tl = (t[:, 5 * k + m : 5 * k + m + 1] for m in range(5))
-        e = dx * (py - ay) - dy * (px - ax)
-        ok = (e > 0) | ((e == 0) & (tl > 0))
-        inside = ok if inside is None else inside & ok
-    return inside
-
-
-def _covered_pairs(table, sel, bw, bh, H, W):
-    """All covered (face, pixel) pairs. ``table (S, 18)``: 15 edge numbers, j0, i0, w per
-    selected face ``sel (S,)`` (index into B*F); ``bw, bh (S,)`` long box sizes.
-
-    Returns ``(sf, row, col)`` long ``(M,)``: face (into B*F), pixel row and column.
-    """
-    dev = table.device
-    out_f, out_r, out_c = [], [], []
-    done = torch.zeros_like(bw, dtype=torch.bool)
-    for ch, cw in _BUCKETS:
-        m = ~done & (bw <= cw) & (bh <= ch)
-        idx = torch.nonzero(m, as_tuple=True)[0]
-        done |= m
-        if idx.numel() == 0:
-            continue
-        tb = table.index_select(0, idx)  # (Fb, 18)
-        off = torch.arange(ch * cw, device=dev)
-        oy = torch.div(off, cw, rounding_mode="floor")
-        ox = off - oy * cw
-        px = tb[:, 15:16] + (ox.to(tb.dtype) + 0.5)  # (Fb, ch*cw)
-        py = tb[:, 16:17] + (oy.to(tb.dtype) + 0.5)
-        valid = (ox < bw[idx].unsqueeze(1)) & (oy < bh[idx].unsqueeze(1))
-        r_, o_ = torch.nonzero(valid & _inside(tb, px, py), as_tuple=True)
-        out_f.append(sel[idx[r_]])
-        out_r.append(tb[r_, 16].long() + oy[o_])
-        out_c.append(tb[r_, 15].long() + ox[o_])
-    rest = torch.nonzero(~done, as_tuple=True)[0]
-    if rest.numel():
-        counts = (bw[rest] * bh[rest]).long()
-        start = torch.cumsum(counts, 0) - counts
-        cand = torch.repeat_interleave(torch.arange(rest.numel(), device=dev), counts)
-        local = torch.arange(int(counts.sum()), device=dev) - start[cand]
-        t = table.index_select(0, rest[cand])
-        w = bw[rest][cand]
-        row = torch.div(local, w, rounding_mode="floor")
-        col = local - row * w
-        row = row + t[:, 16].long()
-        col = col + t[:, 15].long()
-        ins = _inside(t, (col.to(t.dtype) + 0.5).unsqueeze(1), (row.to(t.dtype) + 0.5).unsqueeze(1))
-        k = torch.nonzero(ins[:, 0], as_tuple=True)[0]
-        out_f.append(sel[rest[cand[k]]])
-        out_r.append(row[k])
-        out_c.append(col[k])
-    if not out_f:
-        e = torch.zeros(0, dtype=torch.long, device=dev)
-        return e, e, e
-    return torch.cat(out_f), torch.cat(out_r), torch.cat(out_c)
 
 
 def rasterize(
@@ -295,29 +194,13 @@ def rasterize(
     dev, dt = verts_screen.device, verts_screen.dtype
     with torch.no_grad():
         v = verts_screen.detach()
-        tri = _gather_tris(v, faces)  # (B, F, 3, 3)
-        area, edges = _edge_table(v, faces, tri)  # (B, F), (B, F, 3, 5)
-        tx, ty, tz = tri[..., 0], tri[..., 1], tri[..., 2]
-        ok = (tz > near).all(-1) & (area.abs() > eps_area) & torch.isfinite(area)
+        tri = gather_triangles(v, faces)  # (B, F, 3, 3)
+        area, edges = edge_table(v, faces, tri)  # (B, F), (B, F, 3, 5)
+        ok = (tri[..., 2] > near).all(-1) & (area.abs() > eps_area) & torch.isfinite(area)
         if cull_backfaces:
             ok &= area < 0
-        # Pixel centres j + 0.5 inside [xmin, xmax]  <=>  ceil(xmin - .5) <= j <= floor(xmax - .5)
-        j0 = torch.ceil(tx.amin(-1) - 0.5).clamp(0, W)
-        j1 = torch.floor(tx.amax(-1) - 0.5).clamp(-1, W - 1)
-        i0 = torch.ceil(ty.amin(-1) - 0.5).clamp(0, H)
-        i1 = torch.floor(ty.amax(-1) - 0.5).clamp(-1, H - 1)
-        bw = (j1 - j0 + 1).clamp(min=0)
-        bh = (i1 - i0 + 1).clamp(min=0)
-        n = torch.where(ok, bw * bh, torch.zeros_like(bw)).reshape(-1)  # (B*F,)
-        sel = torch.nonzero(n, as_tuple=True)[0]  # faces with candidates, (b, f) order
-        if sel.numel() == 0:
-            return _empty_fragments(verts_screen, faces, B, H, W)
-        table = torch.cat(
-            [edges.reshape(B * F, 15), j0.reshape(-1, 1), i0.reshape(-1, 1), bw.reshape(-1, 1)], 1
-        ).index_select(0, sel)  # (S, 18)
-        sf, row, col = _covered_pairs(
-            table, sel, bw.reshape(-1)[sel].long(), bh.reshape(-1)[sel].long(), H, W
-        )
+        # every covered (face, pixel) pair by the top-left rule (geometry.raster)
+        sf, row, col = covered_pixels(tri, edges, ok, (H, W))
         if sf.numel() == 0:
             return _empty_fragments(verts_screen, faces, B, H, W)
         bidx = torch.div(sf, F, rounding_mode="floor")

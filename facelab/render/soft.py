@@ -43,7 +43,8 @@ import math
 
 import torch
 
-from .rasterize import _check_inputs, _edge_table
+from ..geometry.raster import edge_table
+from .rasterize import _check_inputs
 
 __all__ = ["soft_rasterize", "soft_silhouette"]
 
@@ -58,7 +59,7 @@ def _pairs(
     B, V, _ = verts.shape
     F = faces.shape[0]
     dev, dt = verts.device, verts.dtype
-    area, edges = _edge_table(verts, faces)
+    area, edges = edge_table(verts, faces)
     tx, ty, tz = verts[:, faces, 0], verts[:, faces, 1], verts[:, faces, 2]
     ok = (tz > near).all(-1) & (area.abs() > eps_area) & torch.isfinite(area)
     if cull:

@@ -66,7 +66,7 @@ Albedo images are ``(B, 3, S, S)`` in [0, 1], linear reflectance by default
 
 - :mod:`~facelab.models.albedo.skin` — the spectral skin colour model (layer 1);
 - :mod:`~facelab.models.albedo.layout` — UV layouts and region masks (layer 2), the texel
-  coverage of a UV mesh;
+  coverage of a UV mesh (:func:`uv_coverage`: the rasterizer's fill rule plus closed edges);
 - :mod:`~facelab.models.albedo.procedural` — the generator (layer 3);
 - :mod:`~facelab.models.albedo.pca` — the linear albedo model and its cache.
 
@@ -82,7 +82,7 @@ from ...color import linear_to_srgb, srgb_to_linear
 from .layout import (
     REGION_NAMES,
     UVLayout,
-    rasterize_uv_coverage,
+    uv_coverage,
     uv_layout_from_mesh,
     uv_layout_from_model,
 )
@@ -106,9 +106,9 @@ __all__ = [
     "build_albedo_pca",
     "hair_reflectance",
     "linear_to_srgb",
-    "rasterize_uv_coverage",
     "skin_reflectance",
     "srgb_to_linear",
+    "uv_coverage",
     "uv_layout_from_mesh",
     "uv_layout_from_model",
 ]

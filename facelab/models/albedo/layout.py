@@ -1,4 +1,4 @@
-"""UV layouts: soft facial-region masks from the UV positions of the 68 landmark vertices (:class:`UVLayout`, ``uv_layout_from_model``), and the texel coverage of a UV mesh."""
+"""UV layouts: soft facial-region masks from the UV positions of the 68 landmark vertices (:class:`UVLayout`, ``uv_layout_from_model``), and the texel coverage of a UV mesh (``uv_coverage``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 from ..._checks import check_finite, check_shape
 from ...errors import InvalidInput
+from ...geometry.raster import triangle_coverage
 
 # --------------------------------------------------------------------------------------------
 # UV layout: soft region masks from landmark UVs
@@ -141,54 +142,44 @@ def _region_masks(lmk: torch.Tensor, size: int) -> torch.Tensor:
     return masks.reshape(len(REGION_NAMES), size, size).clamp(0.0, 1.0)
 
 
-def rasterize_uv_coverage(uvs: torch.Tensor, uv_faces: torch.Tensor, size: int) -> torch.Tensor:
-    """Binary ``(S, S)`` mask of texels whose centre lies inside some UV triangle.
+#: Relative growth of each UV triangle about its centroid in :func:`uv_coverage` (the closed-
+#: triangle edge rule): large enough to beat float64 rounding of the edge functions, far too
+#: small to reach the next texel centre.
+_CLOSED_GROWTH = 1e-6
+
+
+def uv_coverage(uvs: torch.Tensor, uv_faces: torch.Tensor, size: int) -> torch.Tensor:
+    """Binary ``(S, S)`` mask of texels whose centre lies in some UV triangle, edges included.
 
     Args:
         uvs: ``(T, 2)`` texture coordinates (v up, the texel convention of this module).
-        uv_faces: ``(F, 3) long`` triangles indexing ``uvs``.
+        uv_faces: ``(F, 3) long`` triangles indexing ``uvs`` (either winding).
         size: ``S``.
 
-    Each triangle enumerates the texel centres of its bounding box (a vectorised
-    ``repeat_interleave``; cost ~ covered texels), tests them with edge functions, and
-    marks the inside ones. Orientation of the triangles does not matter.
+    The rasterizer's coverage step (:func:`facelab.geometry.raster.triangle_coverage`, the
+    top-left rule of :func:`facelab.render.rasterize`) applied to the chart drawn as a 2D mesh
+    in texels (``x = u S``, ``y = (1 - v) S``: texel ``(i, j)`` is sampled at its centre), with
+    one explicit **edge rule**: a texel centre exactly on an edge or corner of a chart triangle
+    counts as covered (closed triangles). The top-left rule gives a centre on an edge to one
+    triangle only — right inside a chart, where the triangle across the edge takes it, but on
+    the chart's boundary (its outline, seams, the mouth) it drops the centres on bottom and
+    right edges, and a texture painted where the coverage is would leave them dark for the
+    bilinear lookups at the seam to read. Implementation: each triangle, with its own copy of
+    its corners, is grown about its centroid by a relative ``1e-6`` before the same rule, so a
+    centre on the closed triangle is strictly inside. Degenerate triangles cover nothing.
+    Device follows ``uvs``; the mask has ``uvs``' dtype.
     """
     check_shape("uvs", uvs, (None, 2))
     check_shape("uv_faces", uv_faces, (None, 3))
     dev = uvs.device
-    tri = uvs.to(torch.float64)[uv_faces.long()]  # (F, 3, 2)
-    x = tri[..., 0] * size - 0.5  # texel j has centre x = j
-    y = (1.0 - tri[..., 1]) * size - 0.5
-    x0 = x.amin(1).ceil().clamp(0, size - 1).long()
-    x1 = x.amax(1).floor().clamp(-1, size - 1).long()
-    y0 = y.amin(1).ceil().clamp(0, size - 1).long()
-    y1 = y.amax(1).floor().clamp(-1, size - 1).long()
-    w = (x1 - x0 + 1).clamp_min(0)
-    h = (y1 - y0 + 1).clamp_min(0)
-    n = w * h
-    cov = torch.zeros(size * size, dtype=uvs.dtype, device=dev)
-    total = int(n.sum())
-    if total == 0:
-        return cov.reshape(size, size)
-    tid = torch.repeat_interleave(torch.arange(len(n), device=dev), n)
-    local = torch.arange(total, device=dev) - torch.repeat_interleave(n.cumsum(0) - n, n)
-    px = x0[tid] + local % w[tid]
-    py = y0[tid] + torch.div(local, w[tid], rounding_mode="floor")
-    ax, ay, bx, by, cx, cy = (
-        t[tid] for t in (x[:, 0], y[:, 0], x[:, 1], y[:, 1], x[:, 2], y[:, 2])
-    )
-    qx, qy = px.to(x.dtype), py.to(x.dtype)
-    e0 = (bx - ax) * (qy - ay) - (by - ay) * (qx - ax)
-    e1 = (cx - bx) * (qy - by) - (cy - by) * (qx - bx)
-    e2 = (ax - cx) * (qy - cy) - (ay - cy) * (qx - cx)
-    eps = 1e-9
-    inside = ((e0 >= -eps) & (e1 >= -eps) & (e2 >= -eps)) | (
-        (e0 <= eps) & (e1 <= eps) & (e2 <= eps)
-    )
-    area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
-    inside = inside & (area.abs() > 1e-12)
-    cov[(py * size + px)[inside]] = 1.0
-    return cov.reshape(size, size)
+    tri = uvs.detach().to(torch.float64)[uv_faces.long().to(dev)]  # (F, 3, 2)
+    pts = torch.stack([tri[..., 0] * size, (1.0 - tri[..., 1]) * size], -1)
+    centroid = pts.mean(1, keepdim=True)
+    pts = centroid + (pts - centroid) * (1.0 + _CLOSED_GROWTH)
+    corners = torch.arange(pts.shape[0] * 3, device=dev).view(-1, 3)
+    cov = triangle_coverage(pts.reshape(-1, 2), corners, size)
+    dtype = uvs.dtype if uvs.is_floating_point() else torch.get_default_dtype()
+    return cov.to(dtype)
 
 
 @dataclass
@@ -329,7 +320,7 @@ def uv_layout_from_mesh(
         )
     lmk_uv = torch.as_tensor(uv_np[first[lm]], dtype=uvs.dtype if uvs.is_floating_point()
                              else torch.get_default_dtype(), device=uvs.device)  # fmt: skip
-    cov = rasterize_uv_coverage(lmk_uv.new_tensor(uv_np), torch.as_tensor(ft[sel]), size)
+    cov = uv_coverage(lmk_uv.new_tensor(uv_np), torch.as_tensor(ft[sel]), size)
     return UVLayout.from_landmarks(lmk_uv, size, cov.to(lmk_uv.device))
 
 
