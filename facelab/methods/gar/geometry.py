@@ -1,0 +1,83 @@
+"""The geometry side of GAR: 3DMM parameters -> the crop camera -> a normal map.
+
+GAR's generator never sees a mesh, only its **normal map**: the unit camera-space normal
+``n = (n_x, n_y, n_z)`` of the visible surface at every pixel (OpenCV axes, 0 on the
+background), rendered by facelab's rasterizer (:class:`facelab.render.Renderer`). The same
+function makes the training conditions (:mod:`facelab.methods.gar.data`) and the inversion's
+differentiable path (:mod:`facelab.methods.gar.invert`): gradients flow from the normal map back
+to identity, expression and pose through the rasterizer's interpolation of vertex normals.
+
+Every image GAR handles is a **face crop** made as Part I's photometric stage makes it
+(:func:`facelab.fit.api.crop_box`: a square of ``crop_scale`` x the landmark box, centred on
+it), resampled to the generator's resolution; its intrinsics follow the crop
+(:func:`facelab.fit.api.crop_intrinsics`). Training crops use the exact landmarks, inversion
+the detected ones.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...fit.api import crop_box, crop_intrinsics
+from ...render import Renderer
+
+__all__ = ["CROP_SCALE", "crop_camera", "render_normals"]
+
+#: Side of the square crop as a multiple of the landmark box's larger side.
+CROP_SCALE = 1.6
+
+_RENDERERS: dict[int, Renderer] = {}
+
+
+def _renderer(size: int) -> Renderer:
+    if size not in _RENDERERS:
+        _RENDERERS[size] = Renderer(image_size=size, cull_backfaces=True)
+    return _RENDERERS[size]
+
+
+def crop_camera(
+    landmarks2d: torch.Tensor, K: torch.Tensor, size: int, scale: float = CROP_SCALE
+) -> tuple[tuple[float, float, float], torch.Tensor]:
+    """``(box, K_crop (3, 3))`` of the face crop around ``landmarks2d (68, 2)`` (photo pixels)
+    for a photo with intrinsics ``K (3, 3)``."""
+    box = crop_box(landmarks2d, scale)
+    return box, crop_intrinsics(K[None], box, size)[0]
+
+
+def render_normals(
+    model,
+    identity: torch.Tensor,
+    expression: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    K: torch.Tensor,
+    size: int,
+    landmark_vertices: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normal maps of ``B`` faces.
+
+    Args:
+        model: a :class:`facelab.models.MorphableModel`.
+        identity, expression: ``(B, k_id)``, ``(B, k_exp)`` (prefixes of the model's bases).
+        rotation, translation: ``(B, 3)`` pose (``x_cam = R diag(1,-1,-1) x + t``).
+        K: ``(B, 3, 3)`` or ``(3, 3)`` crop intrinsics.
+        size: square image size.
+        landmark_vertices: ``(68,)`` vertex ids to project (default ``model.landmarks``).
+
+    Returns:
+        ``normals (B, 3, size, size)`` unit camera-space normals (0 on background),
+        ``mask (B, 1, size, size)`` and ``landmarks (B, 68, 2)`` (crop pixels).
+        Differentiable w.r.t. the parameters.
+    """
+    dt = model.dtype
+    verts = model.forward(identity.to(dt), expression.to(dt))
+    lmv = model.landmarks if landmark_vertices is None else landmark_vertices
+    out = _renderer(int(size)).render(
+        verts,
+        model.faces,
+        K=K.to(dt),
+        rotation=rotation.to(dt),
+        translation=translation.to(dt),
+        landmarks=lmv,
+    )
+    return out.normals, out.mask, out.landmarks
