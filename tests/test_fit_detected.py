@@ -61,6 +61,32 @@ def test_measure_calibration_recovers_offset_and_spread():
     )  # an exact point: clipped at w_max  # inverse variance: (0.01 / 0.04)^2 = 1/16
 
 
+def test_measure_calibration_ignores_failed_turned_faces_and_outliers():
+    """Faces beyond ``valid_deg`` (where the 68-point model fails) and a few gross misfits
+    inside it must not inflate the spreads: they used to make every inner point look noisier
+    than the jaw and invert the weights."""
+    g = torch.Generator().manual_seed(2)
+    n = 300
+    exact = _square_landmarks(n, g)
+    sig = torch.full((68,), 0.01, dtype=torch.float64)
+    sig[:17] = 0.04  # the jaw is the noisy part
+    noise = torch.randn(n, 68, 2, generator=g, dtype=torch.float64) * (sig / 2**0.5)[:, None]
+    detected = exact + noise * 100.0
+    yaw = torch.linspace(-40, 40, n, dtype=torch.float64)
+    yaw[:60] = 60.0  # failed turned faces: every inner point off by 20 % of the face
+    detected[:60, 17:] += 20.0
+    detected[60:70, 17:] -= 15.0  # a few misfits inside the valid range
+    detected[:, :2] = exact[:, :2]
+    cal = measure_calibration(detected, exact, yaw, "test", "m")
+    assert cal.n_faces == n - 60
+    assert float(cal.spread[40]) == pytest.approx(0.01, rel=0.2)
+    assert float(cal.spread[5]) == pytest.approx(0.04, rel=0.2)
+    w = cal.weights()
+    assert float(w[:17].median()) < 0.2 * float(w[17:].median())
+    with pytest.raises(InvalidInput, match="yaw"):
+        measure_calibration(detected, exact, torch.full((n,), 60.0), "test", "m")
+
+
 def test_calibration_correct_subtracts_offset_inner_points_only():
     off = torch.zeros(68, 2)
     off[:, 1] = 0.1
@@ -97,6 +123,9 @@ def test_shipped_dlib_calibration_is_plausible():
     assert 0.01 < float(cal.spread.min()) and float(cal.spread.max()) < 0.3
     w = cal.weights()
     assert float(w.min()) >= 0.05 and float(w.max()) <= 4.0
+    # measured on faces the detector can fit: its jaw (against fixed vertices) is its noisiest
+    # part and its eye corners its steadiest, so the jaw weighs less than the eyes
+    assert float(w[:17].median()) < float(w[36:48].median())
 
 
 # --- IRLS robust landmark term ------------------------------------------------------------------
