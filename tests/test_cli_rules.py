@@ -19,6 +19,7 @@ import torch
 
 import facelab.data
 import facelab.fit
+import facelab.gan.train
 import facelab.models
 import facelab.vision.detect
 import facelab.vision.identity
@@ -42,6 +43,8 @@ TRIPWIRES = [
     (facelab.fit, "fit"),
     (facelab.fit, "fit_multi"),
     (facelab.viz.report, "save_compare_report"),
+    (facelab.gan.train, "run"),
+    (facelab.gan.train, "train"),
 ]
 
 
@@ -105,6 +108,13 @@ CASES = [
     ("out-data-fetch", ["data", "fetch", "ict-facekit", "--quiet", "--dest", "{blocked}/d"], 1, "--dest", True, True),
     ("out-data-import", ["data", "import", "ict-facekit", "{tmp}", "--dest", "{blocked}/d"], 1, "--dest", True, True),
     ("out-compare", ["compare", "{tmp}", "{tmp}", "--out", "{blocked}/c.html"], 1, "cannot write there", True, True),
+    ("error-train-config", ["train", "texture-gan", "--config", "no-such-config", "--out", "{tmp}/g"], 1, "unknown config", True, True),
+    ("error-train-set", ["train", "texture-gan", "--set", "no_such_field=1", "--out", "{tmp}/g"], 1, "unknown TrainConfig fields", True, True),
+    ("args-train-steps", ["train", "texture-gan", "--steps", "0", "--out", "{tmp}/g"], 1, "--steps", True, True),
+    ("args-train-threads", ["train", "texture-gan", "--threads", "-1", "--out", "{tmp}/g"], 1, "--threads", True, True),
+    ("usage-train-bad-int", ["train", "texture-gan", "--steps", "many"], 2, "invalid int", True, True),
+    ("out-train", ["train", "texture-gan", "--out", "{blocked}/g"], 1, "cannot write there", True, True),
+    ("out-train-work-dir", ["train", "texture-gan", "--out", "{tmp}/g", "--work-dir", "{blocked}/w"], 1, "--work-dir", True, True),
     ("args-compare-size", ["compare", "{tmp}", "{tmp}", "--out", "{tmp}/c.html", "--size", "4"], 1, "--size", True, True),
     # rule 7: --device checked before any work
     ("device-render", ["render", "--device", "cuda", "--out", "{tmp}/x.png"], 1, "--device cuda", True, True),

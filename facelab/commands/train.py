@@ -13,10 +13,30 @@ from __future__ import annotations
 
 import argparse
 
+from ._util import check_output_dir, setup_compute
+
+
+def _check(args: argparse.Namespace) -> None:
+    """The command-line rules: every argument and output folder is checked before training
+    starts (a bad ``--config`` / ``--set``, ``--steps``, ``--max-minutes``, ``--threads``, an
+    unwritable ``--out`` or ``--work-dir`` is one line, exit 1, no checkpoint touched)."""
+    from ..errors import InvalidInput
+    from ..gan.train import config_from_args
+
+    config_from_args(args)  # unknown config, malformed --set, unknown fields
+    if args.steps is not None and args.steps < 1:
+        raise InvalidInput(f"--steps must be >= 1, got {args.steps}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InvalidInput(f"--max-minutes must be > 0, got {args.max_minutes}")
+    check_output_dir(args.out)
+    check_output_dir(args.work_dir, "--work-dir")
+    setup_compute(args)  # --threads >= 0 (0: torch's default)
+
 
 def _run(args: argparse.Namespace) -> int:
     from ..gan.train import run
 
+    _check(args)
     return run(args)
 
 
