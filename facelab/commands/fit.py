@@ -19,6 +19,10 @@ albedo model, identity / content / pixel / landmark losses) and also writes
 ``gan_texture.png`` (the GAN's UV map; files key ``"gan_texture"``) and the latent in
 ``params.json`` (``"gan_latent"``).
 
+``--method gar`` fits by inverting GAR (:mod:`facelab.methods.gar`: a generator of face crops
+conditioned on the 3DMM's normal map; encoder start, then refinement of pose, shape,
+expression and latent through the normal maps), one photo at a time.
+
 With ``--shared-identity``, ``DIR/report.html`` is one page with a row per photo and the
 shared shape (the identity at a neutral expression).
 
@@ -116,8 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--method",
         default="classic",
         choices=tuple(METHODS),
-        help="'classic' (Part I: landmarks + photometric, default) or 'ganfit' (texture GAN, "
-        "identity/content losses; also writes gan_texture.png)",
+        help="'classic' (Part I: landmarks + photometric, default), 'ganfit' (texture GAN, "
+        "identity/content losses; also writes gan_texture.png) or 'gar' (inverts the learned "
+        "renderer GAR: encoder start + refinement through normal maps)",
     )
     add_threads(p)
     add_device(p)
@@ -142,8 +147,20 @@ def _ganfit(args, cfg):
     return fit, fit_multi, {"config": gcfg}
 
 
+def _gar(args, cfg):
+    from ..errors import InvalidInput
+    from ..methods.gar.invert import GARFitConfig, fit_gar
+
+    if args.landmarks_only or args.shared_identity:
+        raise InvalidInput(
+            "--method gar fits one photo at a time through the learned renderer; drop "
+            "--landmarks-only / --shared-identity"
+        )
+    return fit_gar, None, {"config": GARFitConfig()}
+
+
 #: ``--method`` name -> builder ``(args, FitConfig) -> (fit, fit_multi, method kwargs)``.
-METHODS = {"classic": _classic, "ganfit": _ganfit}
+METHODS = {"classic": _classic, "ganfit": _ganfit, "gar": _gar}
 
 
 def _face_policy(value: str) -> str | int:

@@ -12,14 +12,18 @@
 """
 
 from .renderer import GARConfig, GARGenerator, NormalInjection
-from .train import GARModel, load_gar
 
 __all__ = ["GARConfig", "GARGenerator", "GARModel", "NormalInjection", "fit_gar", "load_gar"]
 
 
 def __getattr__(name: str):
+    # lazy: ``python -m facelab.methods.gar.train`` must not find .train imported already
     if name == "fit_gar":
         from .invert import fit_gar
 
         return fit_gar
+    if name in ("GARModel", "load_gar"):
+        from . import train
+
+        return getattr(train, name)
     raise AttributeError(name)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InvalidInput
-from .geometry import CROP_SCALE, crop_camera, render_normals
+from .geometry import CROP_SCALE, pose_crop_camera, render_normals
 
 __all__ = ["GARData", "GARDataConfig", "build_gar_data", "default_data_dir"]
 
@@ -115,8 +115,7 @@ def _real_chunk(ds, lo: int, hi: int, cfg: GARDataConfig) -> dict[str, torch.Ten
 
 
 def _geom_chunk(renderer, model, lo: int, hi: int, cfg: GARDataConfig) -> dict[str, torch.Tensor]:
-    from ...geometry.camera import intrinsics, project
-    from ...models.morphable import pose_points
+    from ...geometry.camera import intrinsics
 
     S, W = cfg.image_size, cfg.photo_size
     seed = cfg.seed + 1000
@@ -129,11 +128,7 @@ def _geom_chunk(renderer, model, lo: int, hi: int, cfg: GARDataConfig) -> dict[s
         expr, rot, tr = p.expression.to(dt), p.rotation.to(dt), p.translation.to(dt)
         f = p.focal.to(dt)
         K = intrinsics(f, f, torch.full_like(f, W / 2), torch.full_like(f, W / 2))
-        posed = pose_points(model.forward(ident, expr), rot, tr)
-        lm_full = project(posed[:, model.landmarks], K)
-        Ks = torch.stack(
-            [crop_camera(lm_full[i], K[i], S, cfg.crop_scale)[1] for i in range(len(f))]
-        )
+        Ks = pose_crop_camera(model, ident, expr, rot, tr, K, S, cfg.crop_scale)
         with torch.no_grad():
             n, m, lm = render_normals(model, ident, expr, rot, tr, Ks, S)
         out[f"normals_{tag}"] = n.half()

@@ -21,7 +21,7 @@ import torch
 from ...fit.api import crop_box, crop_intrinsics
 from ...render import Renderer
 
-__all__ = ["CROP_SCALE", "crop_camera", "render_normals"]
+__all__ = ["CROP_SCALE", "crop_camera", "pose_crop_camera", "render_normals"]
 
 #: Side of the square crop as a multiple of the landmark box's larger side.
 CROP_SCALE = 1.6
@@ -81,3 +81,27 @@ def render_normals(
         landmarks=lmv,
     )
     return out.normals, out.mask, out.landmarks
+
+
+def pose_crop_camera(
+    model,
+    identity: torch.Tensor,
+    expression: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    K: torch.Tensor,
+    size: int,
+    scale: float = CROP_SCALE,
+) -> torch.Tensor:
+    """``(B, 3, 3)`` crop intrinsics of posed faces seen by photo intrinsics ``K (B, 3, 3)``:
+    the crop is made around the projections of the model's 68 landmark vertices, as a
+    training crop is made around a photo's exact landmarks."""
+    from ...geometry.camera import project
+    from ...models.morphable import pose_points
+
+    dt = model.dtype
+    posed = pose_points(model.forward(identity.to(dt), expression.to(dt)), rotation.to(dt),
+                        translation.to(dt))  # fmt: skip
+    K = K.to(dt).expand(posed.shape[0], 3, 3)
+    lm = project(posed[:, model.landmarks], K)
+    return torch.stack([crop_camera(lm[i], K[i], size, scale)[1] for i in range(lm.shape[0])])

@@ -206,13 +206,15 @@ def fit_gar(
     landmark_config: Any = None,
     calibration: Any = "auto",
     source: str | None = None,
+    progress: bool | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``photo`` by inverting GAR (module doc); returns a :class:`FitResult`.
 
     ``gar``: a :class:`GARModel`, a checkpoint stem, or None (the shipped ``cpu-32``).
     ``landmarks (68, 2)`` skip detection. ``fast`` (default ``FACELAB_FAST``) uses
     ``config.fast_steps``; ``refine_steps`` overrides both (0 = encoder / start only).
-    Raises as :func:`facelab.fit.fit` (no face, tiny face, bad landmarks).
+    Raises as :func:`facelab.fit.fit` (no face, tiny face, bad landmarks). ``progress`` is
+    accepted for the CLI's uniform call and ignored (a fit takes seconds).
     """
     from ...fit.calibration import load_calibration
     from ...fit.landmarks import LandmarkFitConfig, fit_landmarks

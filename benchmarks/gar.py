@@ -1,0 +1,242 @@
+"""GAR's claim with ground truth: does fitting through a *learned* renderer shrink the domain gap?
+
+    python benchmarks/gar.py --fast --faces 10 --json      # what the chapter's table shows
+    python benchmarks/gar.py                                # default mode: 30 faces per level
+
+**Faces.** :mod:`facelab.world` (``ict-face``, 256 px, seed 7): the first ``--faces`` samples
+with ``|yaw| < 45``, rendered at every ``--realism`` level (0, 0.5, 1). The geometry, pose and
+albedo of a face are the *same* at every level (same world seed and index); only the image
+formation changes -- from exactly Part I's Lambert-SH model (0) to specular, subsurface,
+shadows, backgrounds, noise, blur and JPEG (1). So a method's error growth from 0 to 1 is its
+domain gap. GAR was trained on realism-1 photos of *other* seeds (training world seed 0).
+
+**Rows.** ``mean face`` (the floor: the model's mean shape, Part I's landmark pose);
+``part1`` (:func:`facelab.fit.fit`: detector landmarks with calibration + the photometric
+stage, the headline of ``benchmarks/fit.py``); ``gar`` (:func:`facelab.methods.gar.invert.fit_gar`:
+Part I's landmark fit for the pose, encoder start, refinement through normal maps and G);
+``gar-encoder`` (the encoder's shape, no refinement); with ``--ablations`` also ``gar-mean``
+(mean-face start + refinement). All take the same detected landmarks (``auto`` detector); a
+miss is a failure (infinite error in medians, counted in ``det``).
+
+**Metrics.** ``s2m``: NoW-style scan-to-mesh median, mm (``benchmarks/fit.py``'s
+:func:`face_s2m`); ``normal``: mean angle (degrees) between the fit's rendered normals and the
+world's ground-truth normals over the ground-truth face mask where the fit covers it;
+``nme``: inner-51 landmark NME (%) against the exact landmarks; ``s``: seconds per photo
+(detection + fit; the load average is printed, the machine is shared). Medians over faces.
+
+**The paper's numbers** (Piao et al. CVPR 2021, supplementary: AFLW2000-3D landmark NME
+GAR 2.92 vs 3DDFA 5.42, PRN 3.62) are printed beside ours, labelled as different data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fit as fitbench  # noqa: E402  (benchmarks/fit.py: the shared evaluation helpers)
+
+PAPER = {
+    "source": "Piao et al., Inverting Generative Adversarial Renderer for Face Reconstruction, "
+    "CVPR 2021, supplementary material (AFLW2000-3D, 68-point NME %, real photos)",
+    "aflw2000_nme_percent": {"GAR": 2.92, "3DDFA": 5.42, "PRN": 3.62},
+    "note": "different data (real photos, other normalisation), not comparable with our rows",
+}
+METHODS = ("mean face", "part1", "gar", "gar-encoder", "gar-mean")
+
+
+def normal_error_deg(posed: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
+                     gt_normals: torch.Tensor, gt_mask: torch.Tensor) -> float:  # fmt: skip
+    """Mean angle (deg) between the rendered normals of ``posed (V, 3)`` (camera space, photo
+    intrinsics ``K``) and ``gt_normals (H, W, 3)`` over ``gt_mask (H, W)`` & the render."""
+    from facelab.render import Renderer
+
+    H, W = gt_mask.shape
+    r = Renderer(image_size=(H, W)).render(posed[None].float(), faces, K=K[None].float())
+    n = r.normals[0].permute(1, 2, 0)
+    m = r.fragments.mask[0] & gt_mask.bool()
+    if int(m.sum()) == 0:
+        return math.inf
+    cos = (n[m] * gt_normals[m].float()).sum(-1).clamp(-1, 1)
+    return float(torch.rad2deg(torch.acos(cos)).mean())
+
+
+def select(ds, n: int, max_yaw: float = 45.0, max_index: int = 600) -> list[int]:
+    """Indices of the first ``n`` samples with ``|yaw| < max_yaw`` (geometry only: realism-free)."""
+    out = []
+    for i in range(max_index):
+        if len(out) >= n:
+            break
+        wb = ds.renderer.sample([i], ds.seed)
+        if abs(float(wb.ypr[0, 0])) < max_yaw:
+            out.append(i)
+    return out
+
+
+def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0) -> dict:
+    from facelab.fit import fit
+    from facelab.methods.gar.invert import GARFitConfig, fit_gar
+    from facelab.models.morphable import pose_points
+
+    face = fitbench.world_face(s, model)
+    face["detect_seconds"] = det_seconds
+    row = {"face": face["name"], "yaw": face["yaw"], "detected": det is not None}
+    if det is None:
+        return row
+    gtn, gtm = s["normals"], s["mask_face"]
+
+    def record(name: str, res, seconds: float) -> None:
+        row[name] = {
+            "s2m": fitbench.face_s2m(face, res.vertices, model),
+            "normal": normal_error_deg(res.posed_vertices, model.faces, res.K, gtn, gtm),
+            "nme": 100 * fitbench.inner_nme(res.projected_landmarks, face["exact"]),
+            "s": seconds,
+        }
+
+    t0 = time.perf_counter()
+    r1 = fit(face["image"], model=model, landmarks=det, landmark_config=fitbench.landmark_config(),
+             calibration=cal, fast=args.fast, progress=False)  # fmt: skip
+    record("part1", r1, face["detect_seconds"] + time.perf_counter() - t0)
+    # the floor: the mean shape in Part I's landmark pose
+    mean = model.mean.double()
+    posed = pose_points(mean[None], r1.params.rotation.double(), r1.params.translation.double())[0]
+    row["mean face"] = {
+        "s2m": fitbench.face_s2m(face, model.mean, model),
+        "normal": normal_error_deg(posed, model.faces, r1.K, gtn, gtm),
+        "nme": None, "s": None,
+    }  # fmt: skip
+    gcfg = GARFitConfig()
+    runs = [("gar", "encoder", None), ("gar-encoder", "encoder", 0)]
+    if args.ablations:
+        runs.append(("gar-mean", "mean", None))
+    for name, start, steps in runs:
+        t0 = time.perf_counter()
+        rg = fit_gar(face["image"], model=model, gar=gar, landmarks=det,
+                     config=GARFitConfig(**{**gcfg.__dict__, "start": start}), fast=args.fast,
+                     refine_steps=steps, calibration=cal)  # fmt: skip
+        record(name, rg, face["detect_seconds"] + time.perf_counter() - t0)
+    return row
+
+
+def _median(xs: list[float | None]) -> float:
+    vals = sorted(math.inf if x is None else x for x in xs)
+    return statistics.median(vals) if vals else math.nan
+
+
+def summarize(rows: list[dict], realism: float) -> list[dict]:
+    """Median per method and metric; a face the detector missed counts as +inf."""
+    out = []
+    n = len(rows)
+    det = sum(r["detected"] for r in rows) / max(n, 1)
+    for m in METHODS:
+        if not any(m in r for r in rows):
+            continue
+        cell = {"realism": realism, "method": m, "n": n, "detection": det}
+        for k in ("s2m", "normal", "nme", "s"):
+            vals = [(r[m][k] if m in r else (None if k == "s" else math.inf)) for r in rows]
+            present = [v for v in vals if v is not None]
+            cell[k] = _median(present) if present else None
+        out.append(cell)
+    return out
+
+
+def format_table(summary: list[dict]) -> str:
+    def f(x, spec):
+        return "-" if x is None else ("MISS" if math.isinf(x) else format(x, spec))
+
+    lines = [f"{'realism':>7} {'method':<12} {'n':>3} {'det':>5} {'s2m mm':>7} {'normal deg':>10} "
+             f"{'NME %':>6} {'s/photo':>7}"]  # fmt: skip
+    for r in summary:
+        lines.append(f"{r['realism']:>7.1f} {r['method']:<12} {r['n']:>3} {100 * r['detection']:>4.0f}% "
+                     f"{f(r['s2m'], '7.2f')} {f(r['normal'], '10.1f')} {f(r['nme'], '6.2f')} "
+                     f"{f(r['s'], '7.1f')}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def run(args) -> dict:
+    from facelab.fit.calibration import load_calibration
+    from facelab.methods.gar.train import load_gar
+    from facelab.models import load
+    from facelab.world import WorldConfig, WorldDataset
+
+    torch.set_num_threads(1)
+    t_start = time.time()
+    model = load("ict-face")
+    gar = load_gar(args.checkpoint)
+    cal = load_calibration(args.detector, model.name)
+    base = WorldDataset(
+        WorldConfig(model="ict-face", image_size=256, realism=1.0), length=600, seed=7
+    )
+    idx = select(base, args.faces)
+    rows: dict[float, list[dict]] = {r: [] for r in args.realism}
+    done = 0
+    for i in idx:  # face-major: every level of one face before the next face
+        if args.minutes and (time.time() - t_start) / 60 > args.minutes:
+            break
+        for lvl in args.realism:
+            ds = WorldDataset(WorldConfig(model="ict-face", image_size=256, realism=lvl),
+                              length=600, seed=7)  # fmt: skip
+            s = ds[i]
+            face = {"image": s["image"]}
+            det = fitbench.detect_all([face], args.detector)[0]
+            row = (
+                evaluate_face(s, model, gar, det, cal, args, face["detect_seconds"])
+                if det is not None
+                else {"face": f"world/{i}", "yaw": float(s["ypr"][0]), "detected": False}
+            )
+            rows[lvl].append(row)
+            if not args.json:
+                cells = ", ".join(f"{m} {row[m]['s2m']:.2f}" for m in METHODS if m in row)
+                print(f"  realism {lvl} world/{i} yaw {float(s['ypr'][0]):+.0f}: {cells or 'MISS'}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        done += 1
+    summary = [c for lvl in args.realism for c in summarize(rows[lvl], lvl)]
+    return {
+        "faces_per_level": done, "faces_planned": args.faces, "fast": args.fast,
+        "checkpoint": str(args.checkpoint or "shipped cpu-32"), "gar_meta": {
+            k: gar.meta.get(k) for k in ("status", "command", "seed", "wall_time_s")},
+        "load_average": os.getloadavg(), "minutes": round((time.time() - t_start) / 60, 2),
+        "summary": summary, "rows": {str(k): v for k, v in rows.items()}, "paper": PAPER,
+    }  # fmt: skip
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--fast", action="store_true", help="FAST fits (Part I and GAR)")
+    p.add_argument("--faces", type=int, default=30, help="faces per realism level (30)")
+    p.add_argument("--realism", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    p.add_argument("--minutes", type=float, default=None, help="stop adding faces after this")
+    p.add_argument("--detector", default="auto")
+    p.add_argument("--checkpoint", default=None, help="GAR checkpoint stem (default: shipped)")
+    p.add_argument("--ablations", action="store_true", help="also the mean-face start")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", default=None, help="also write the JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    res = run(args)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(res, indent=1, default=float))
+    if args.json:
+        print(json.dumps(res, indent=1, default=float))
+    else:
+        print(format_table(res["summary"]))
+        print(f"{res['faces_per_level']} faces per level in {res['minutes']} min; load "
+              f"{res['load_average'][0]:.1f}. Paper (different data): {PAPER['aflw2000_nme_percent']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
