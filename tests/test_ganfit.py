@@ -304,3 +304,15 @@ def test_cli_fit_method_ganfit_round_trip(tmp_path, capsys, ganfit_photo):
     assert p["method"] == "ganfit" and len(p["gan_latent"]) == G_W_DIM
     assert main(["fit", ganfit_photo, "--out", str(tmp_path / "x"), "--method", "ganfit",
                  "--landmarks-only"]) == 1  # fmt: skip
+
+
+def test_fit_multi_shares_identity_and_texture(ganfit_photo):
+    from facelab.methods.ganfit.fit import GanFitConfig, GanStage, fit_multi
+    from facelab.models import load
+
+    cfg = GanFitConfig(resolution=48, stages=[GanStage("joint", 2, 0.03)], progress=False)
+    rs = fit_multi([ganfit_photo, ganfit_photo], model=load("builtin"), config=cfg)
+    assert len(rs) == 2
+    torch.testing.assert_close(rs[0].params.identity, rs[1].params.identity)
+    torch.testing.assert_close(rs[0].latent, rs[1].latent)
+    torch.testing.assert_close(rs[0].gan_texture, rs[1].gan_texture)
