@@ -649,7 +649,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-resume", action="store_true", help="start afresh even if a checkpoint exists"
     )
-    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads per process (default 1; 0: torch's default, one per core)",
+    )  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a config field, e.g. --set batch=32 --set 'augment={\"translation\":0.5}'")  # fmt: skip
     p.add_argument(
@@ -680,7 +683,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run training from parsed arguments (initialises torch.distributed under torchrun)."""
-    torch.set_num_threads(max(1, int(args.threads)))
+    if int(args.threads) < 0:
+        raise InvalidInput(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if int(args.threads) > 0:
+        torch.set_num_threads(int(args.threads))
     cfg = config_from_args(args)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():

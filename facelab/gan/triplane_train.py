@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--export", default=None, help="only export OUT/last to this stem and exit")
     p.add_argument(
         "--resume-from",
@@ -476,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         print(export_generator(args.out, args.export))
         return 0
-    torch.set_num_threads(args.threads)
+    if args.threads < 0:
+        p.error(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.resume_from:
         seed_run(args.resume_from, args.out)
         args.resume = True
