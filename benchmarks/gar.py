@@ -22,7 +22,8 @@ miss is a failure (infinite error in medians, counted in ``det``).
 :func:`face_s2m`); ``normal``: mean angle (degrees) between the fit's rendered normals and the
 world's ground-truth normals over the ground-truth face mask where the fit covers it;
 ``nme``: inner-51 landmark NME (%) against the exact landmarks; ``s``: seconds per photo
-(detection + fit; the load average is printed, the machine is shared). Medians over faces.
+(detection + fit; GAR's without the UV texture unwrap Part I's includes; the load average is
+printed, the machine is shared). Medians over faces.
 
 **The paper's numbers** (Piao et al. CVPR 2021, supplementary: AFLW2000-3D landmark NME
 GAR 2.92 vs 3DDFA 5.42, PRN 3.62) are printed beside ours, labelled as different data.
@@ -82,10 +83,27 @@ def select(ds, n: int, max_yaw: float = 45.0, max_index: int = 600) -> list[int]
     return out
 
 
-def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0) -> dict:
+def _part1(face, model, det, cal, args, row, record, gtn, gtm) -> None:
     from facelab.fit import fit
-    from facelab.methods.gar.invert import GARFitConfig, fit_gar
     from facelab.models.morphable import pose_points
+
+    t0 = time.perf_counter()
+    r1 = fit(face["image"], model=model, landmarks=det, landmark_config=fitbench.landmark_config(),
+             calibration=cal, fast=args.fast, progress=False)  # fmt: skip
+    record("part1", r1, face["detect_seconds"] + time.perf_counter() - t0)
+    # the floor: the mean shape in Part I's landmark pose
+    mean = model.mean.double()
+    posed = pose_points(mean[None], r1.params.rotation.double(), r1.params.translation.double())[0]
+    row["mean face"] = {
+        "s2m": fitbench.face_s2m(face, model.mean, model),
+        "normal": normal_error_deg(posed, model.faces, r1.K, gtn, gtm),
+        "nme": None, "s": None,
+    }  # fmt: skip
+
+
+def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0,
+                  reuse: dict | None = None) -> dict:  # fmt: skip
+    from facelab.methods.gar.invert import GARFitConfig, fit_gar
 
     face = fitbench.world_face(s, model)
     face["detect_seconds"] = det_seconds
@@ -102,18 +120,12 @@ def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0)
             "s": seconds,
         }
 
-    t0 = time.perf_counter()
-    r1 = fit(face["image"], model=model, landmarks=det, landmark_config=fitbench.landmark_config(),
-             calibration=cal, fast=args.fast, progress=False)  # fmt: skip
-    record("part1", r1, face["detect_seconds"] + time.perf_counter() - t0)
-    # the floor: the mean shape in Part I's landmark pose
-    mean = model.mean.double()
-    posed = pose_points(mean[None], r1.params.rotation.double(), r1.params.translation.double())[0]
-    row["mean face"] = {
-        "s2m": fitbench.face_s2m(face, model.mean, model),
-        "normal": normal_error_deg(posed, model.faces, r1.K, gtn, gtm),
-        "nme": None, "s": None,
-    }  # fmt: skip
+    if reuse is not None and "part1" in reuse:  # Part I rows of an earlier run (--reuse)
+        row["part1"], row["mean face"] = reuse["part1"], reuse["mean face"]
+    else:
+        _part1(face, model, det, cal, args, row, record, gtn, gtm)
+    if args.no_gar:
+        return row
     gcfg = GARFitConfig()
     runs = [("gar", "encoder", None), ("gar-encoder", "encoder", 0)]
     if args.ablations:
@@ -122,7 +134,7 @@ def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0)
         t0 = time.perf_counter()
         rg = fit_gar(face["image"], model=model, gar=gar, landmarks=det,
                      config=GARFitConfig(**{**gcfg.__dict__, "start": start}), fast=args.fast,
-                     refine_steps=steps, calibration=cal)  # fmt: skip
+                     refine_steps=steps, calibration=cal, texture_size=0)  # fmt: skip
         record(name, rg, face["detect_seconds"] + time.perf_counter() - t0)
     return row
 
@@ -171,25 +183,35 @@ def run(args) -> dict:
     torch.set_num_threads(1)
     t_start = time.time()
     model = load("ict-face")
-    gar = load_gar(args.checkpoint)
+    gar = None if args.no_gar else load_gar(args.checkpoint)
+    reuse = {}
+    if args.reuse:
+        prev = json.loads(Path(args.reuse).read_text())
+        reuse = {(float(k), r["face"]): r for k, rs in prev["rows"].items() for r in rs}
     cal = load_calibration(args.detector, model.name)
-    base = WorldDataset(
-        WorldConfig(model="ict-face", image_size=256, realism=1.0), length=600, seed=7
-    )
-    idx = select(base, args.faces)
     rows: dict[float, list[dict]] = {r: [] for r in args.realism}
+    worlds = {lvl: WorldDataset(WorldConfig(model="ict-face", image_size=256, realism=lvl),
+                                length=600, seed=7) for lvl in args.realism}  # fmt: skip
+    idx = select(worlds[args.realism[0]], args.faces)
     done = 0
     for i in idx:  # face-major: every level of one face before the next face
         if args.minutes and (time.time() - t_start) / 60 > args.minutes:
             break
         for lvl in args.realism:
-            ds = WorldDataset(WorldConfig(model="ict-face", image_size=256, realism=lvl),
-                              length=600, seed=7)  # fmt: skip
-            s = ds[i]
+            s = worlds[lvl][i]
             face = {"image": s["image"]}
             det = fitbench.detect_all([face], args.detector)[0]
             row = (
-                evaluate_face(s, model, gar, det, cal, args, face["detect_seconds"])
+                evaluate_face(
+                    s,
+                    model,
+                    gar,
+                    det,
+                    cal,
+                    args,
+                    face["detect_seconds"],
+                    reuse.get((lvl, f"world/{i}")),
+                )
                 if det is not None
                 else {"face": f"world/{i}", "yaw": float(s["ypr"][0]), "detected": False}
             )
@@ -199,11 +221,20 @@ def run(args) -> dict:
                 print(f"  realism {lvl} world/{i} yaw {float(s['ypr'][0]):+.0f}: {cells or 'MISS'}",
                       file=sys.stderr, flush=True)  # fmt: skip
         done += 1
+        res = _result(args, rows, done, gar, t_start)
+        if args.out:  # written after every face: an interrupted run keeps what it measured
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(res, indent=1, default=float))
+    return _result(args, rows, done, gar, t_start)
+
+
+def _result(args, rows: dict, done: int, gar, t_start: float) -> dict:
     summary = [c for lvl in args.realism for c in summarize(rows[lvl], lvl)]
     return {
         "faces_per_level": done, "faces_planned": args.faces, "fast": args.fast,
-        "checkpoint": str(args.checkpoint or "shipped cpu-32"), "gar_meta": {
+        "checkpoint": str(args.checkpoint or "shipped cpu-32"), "gar_meta": {} if gar is None else {
             k: gar.meta.get(k) for k in ("status", "command", "seed", "wall_time_s")},
+        "reused_part1_from": args.reuse,
         "load_average": os.getloadavg(), "minutes": round((time.time() - t_start) / 60, 2),
         "summary": summary, "rows": {str(k): v for k, v in rows.items()}, "paper": PAPER,
     }  # fmt: skip
@@ -218,6 +249,8 @@ def parse_args(argv=None):
     p.add_argument("--detector", default="auto")
     p.add_argument("--checkpoint", default=None, help="GAR checkpoint stem (default: shipped)")
     p.add_argument("--ablations", action="store_true", help="also the mean-face start")
+    p.add_argument("--no-gar", action="store_true", help="Part I and mean face rows only")
+    p.add_argument("--reuse", default=None, help="take Part I / mean-face rows from this JSON")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="also write the JSON here")
     return p.parse_args(argv)

@@ -302,3 +302,16 @@ def test_inversion_step_lowers_its_loss():
     assert hist[0] == pytest.approx(l0, rel=1e-5)
     assert hist[-1] < 0.8 * l0
     assert abs(float(st["rotation"][0, 1]) - 0.2) < 0.15
+
+
+def test_cli_method_gar_refuses_multi_photo_modes(tmp_path, capsys):
+    from facelab.cli import main
+
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(photo)
+    code = main(["fit", str(photo), str(photo), "--method", "gar", "--shared-identity",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code != 0
+    assert "--method gar" in capsys.readouterr().err

@@ -207,6 +207,7 @@ def fit_gar(
     calibration: Any = "auto",
     source: str | None = None,
     progress: bool | None = None,
+    texture_size: int = 512,
 ) -> FitResult:
     """Fit ``model`` to ``photo`` by inverting GAR (module doc); returns a :class:`FitResult`.
 
@@ -214,7 +215,8 @@ def fit_gar(
     ``landmarks (68, 2)`` skip detection. ``fast`` (default ``FACELAB_FAST``) uses
     ``config.fast_steps``; ``refine_steps`` overrides both (0 = encoder / start only).
     Raises as :func:`facelab.fit.fit` (no face, tiny face, bad landmarks). ``progress`` is
-    accepted for the CLI's uniform call and ignored (a fit takes seconds).
+    accepted for the CLI's uniform call and ignored (a fit takes seconds). ``texture_size``:
+    the UV texture unwrapped from the photo (0 = none, faster).
     """
     from ...fit.calibration import load_calibration
     from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
@@ -274,7 +276,8 @@ def fit_gar(
     albedo = torch.full((mdl.mean.shape[0], 3), 0.45, dtype=dt)
     warnings: list[str] = []
     res = package_result(mdl, img.to(dt), lm, params, K_full, lmv, albedo,
-                         {"landmarks": list(lf.history), "gar": hist}, timings, warnings, src)  # fmt: skip
+                         {"landmarks": list(lf.history), "gar": hist}, timings, warnings, src,
+                         texture_size=texture_size)  # fmt: skip
     res.timings["total"] = time.perf_counter() - t_all
     with torch.no_grad():
         fin = inversion_loss(gm, mdl, state, crop, cfg, lmv, lm_w)
