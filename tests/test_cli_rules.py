@@ -19,6 +19,7 @@ import torch
 
 import facelab.data
 import facelab.fit
+import facelab.gan.triplane_train
 import facelab.gan.train
 import facelab.models
 import facelab.vision.detect
@@ -120,6 +121,14 @@ CASES = [
     ("device-render", ["render", "--device", "cuda", "--out", "{tmp}/x.png"], 1, "--device cuda", True, True),
     ("device-fit", ["fit", "{photo}", "--out", "{tmp}/o", "--device", "cuda"], 1, "--device cuda", True, True),
     ("usage-device", ["render", "--device", "tpu", "--out", "{tmp}/x.png"], 2, "invalid choice", True, True),
+    # invert3d: arguments, outputs and the device before the GAN is loaded
+    ("error-invert3d-photo", ["invert3d", "{tmp}/missing.png", "--out", "{tmp}/o"], 1, "no such file", True, True),
+    ("args-invert3d-views", ["invert3d", "{photo}", "--out", "{tmp}/o", "--views", "-45,100"], 1, "--views", True, True),
+    ("args-invert3d-steps", ["invert3d", "{photo}", "--out", "{tmp}/o", "--steps", "3"], 1, "--steps", True, True),
+    ("args-invert3d-camera", ["invert3d", "{photo}", "--out", "{tmp}/o", "--camera", "120,0"], 1, "--camera", True, True),
+    ("args-invert3d-threads", ["invert3d", "{photo}", "--out", "{tmp}/o", "--threads", "-1"], 1, "--threads", True, True),
+    ("out-invert3d", ["invert3d", "{photo}", "--out", "{blocked}/o"], 1, "cannot write there", True, True),
+    ("device-invert3d", ["invert3d", "{photo}", "--out", "{tmp}/o", "--device", "cuda"], 1, "--device cuda", True, True),
     # rule 9: several photos: each saved as it finishes, failures reported per photo
     ("photos-fit-per-photo", ["fit", "{tmp}/A.png", "{tmp}/B.png", "{tmp}/C.png", "--out", "{tmp}/o", "--quiet"], 1, "B.png", "fake_fit", True),
 ]  # fmt: skip
