@@ -302,6 +302,11 @@ def test_several_faces_policy(model):
 def test_bad_landmarks_are_invalid_input(model, sample, landmarks, match):
     with pytest.raises(InvalidInput, match=match):
         fit(sample["image"], model=model, landmarks=landmarks, progress=False)
+    from facelab.fit import fit_multi  # the same check for several photos (it had none)
+
+    good = sample["landmarks2d"]
+    with pytest.raises(InvalidInput, match=match):
+        fit_multi([sample["image"]] * 2, model=model, landmarks=[good, landmarks], progress=False)
 
 
 def test_tiny_face_is_invalid_input(model, sample):

@@ -49,6 +49,14 @@ def add_json(p: Any, help: str = "print machine-readable JSON (stable keys)") ->
     p.add_argument("--json", action="store_true", help=help)
 
 
+def add_command_group(sub: Any, name: str, help: str) -> Any:
+    """Register ``facelab NAME ACTION ...`` and return its sub-parsers: the one rule for
+    command groups (a missing ACTION is a usage error, exit 2; the words of the command in
+    error objects come from ``NAME_command``)."""
+    p = sub.add_parser(name, help=help)
+    return p.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
 def add_threads(p: Any) -> None:
     """``--threads N``: torch intra-op threads; 1 by default, 0 = torch's default."""
     p.add_argument(
@@ -107,6 +115,15 @@ def model_arg(args: Any, command: str) -> str:
     if chosen is None:
         raise InvalidInput(f"facelab {command}: choose a model with --model NAME")
     return chosen
+
+
+def check_at_least(value: float | None, option: str, low: float) -> None:
+    """Fail with one line, before any work, when ``option``'s ``value`` is below ``low``
+    (``None``, an option not given, passes)."""
+    from ..errors import InvalidInput
+
+    if value is not None and value < low:
+        raise InvalidInput(f"{option} must be >= {low}, got {value}")
 
 
 def setup_compute(args: Any) -> Any:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .. import data
 from ..errors import FacelabError
-from ._util import add_json, check_output_dir, human_size, print_json
+from ._util import add_command_group, add_json, check_output_dir, human_size, print_json
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -111,8 +111,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="list, download and verify face models and weights")
-    s = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = add_command_group(sub, "data", "list, download and verify face models and weights")
 
     q = s.add_parser("list", help="each asset, its license and whether it is present")
     add_json(q)

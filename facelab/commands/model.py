@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._util import add_json, add_model, check_output_file, model_arg, print_json
+from ._util import add_command_group, add_json, add_model, check_output_file, model_arg, print_json
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -93,8 +93,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="list, inspect and sample 3D morphable face models")
-    s = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    s = add_command_group(sub, "model", "list, inspect and sample 3D morphable face models")
 
     q = s.add_parser("list", help="models facelab can load, where they come from, if present")
     add_json(q)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._util import check_output_dir, setup_compute
+from ._util import add_command_group, check_at_least, check_output_dir, setup_compute
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -24,8 +24,7 @@ def _check(args: argparse.Namespace) -> None:
     from ..gan.train import config_from_args
 
     config_from_args(args)  # unknown config, malformed --set, unknown fields
-    if args.steps is not None and args.steps < 1:
-        raise InvalidInput(f"--steps must be >= 1, got {args.steps}")
+    check_at_least(args.steps, "--steps", 1)
     if args.max_minutes is not None and not args.max_minutes > 0:
         raise InvalidInput(f"--max-minutes must be > 0, got {args.max_minutes}")
     check_output_dir(args.out)
@@ -43,8 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from ..gan.train import add_arguments
 
-    p = sub.add_parser("train", help="train a model (the texture GAN)")
-    tsub = p.add_subparsers(dest="what", metavar="WHAT")
+    tsub = add_command_group(sub, "train", "train a model (the texture GAN)")
     t = tsub.add_parser("texture-gan", help="the UV texture GAN of chapter 6")
     add_arguments(t)
     t.add_argument("--json", action="store_true", help="(the summary line is always JSON)")

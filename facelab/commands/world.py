@@ -23,7 +23,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._util import add_json, add_model, add_threads, check_output_dir, print_json, setup_compute
+from ._util import (
+    add_command_group,
+    add_json,
+    add_model,
+    add_threads,
+    check_at_least,
+    check_output_dir,
+    print_json,
+    setup_compute,
+)
 
 
 def _config(args: argparse.Namespace):
@@ -33,16 +42,11 @@ def _config(args: argparse.Namespace):
 
 
 def _sample(args: argparse.Namespace) -> int:
-
-    from ..errors import InvalidInput
     from ..world import WorldDataset, save_sample
 
-    if args.count < 1:
-        raise InvalidInput(f"--count must be >= 1, got {args.count}")
-    if args.views < 1:
-        raise InvalidInput(f"--views must be >= 1, got {args.views}")
-    if args.index < 0:
-        raise InvalidInput(f"--index must be >= 0, got {args.index}")
+    check_at_least(args.count, "--count", 1)
+    check_at_least(args.views, "--views", 1)
+    check_at_least(args.index, "--index", 0)
     check_output_dir(args.out)
     setup_compute(args)
     from ..models import load
@@ -86,15 +90,11 @@ def _cache(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from ..errors import InvalidInput
     from ..world import WorldDataset, write_cache
 
-    if args.length < 1:
-        raise InvalidInput(f"--length must be >= 1, got {args.length}")
-    if args.views < 1:
-        raise InvalidInput(f"--views must be >= 1, got {args.views}")
-    if args.shard_size < 1:
-        raise InvalidInput(f"--shard-size must be >= 1, got {args.shard_size}")
+    check_at_least(args.length, "--length", 1)
+    check_at_least(args.views, "--views", 1)
+    check_at_least(args.shard_size, "--shard-size", 1)
     check_output_dir(args.out)
     setup_compute(args)
     ds = WorldDataset(_config(args), length=args.length, seed=args.seed, views=args.views)
@@ -128,8 +128,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("world", help="render synthetic faces with exact ground truth")
-    sub = p.add_subparsers(dest="world_command", metavar="ACTION", required=True)
+    sub = add_command_group(subparsers, "world", "render synthetic faces with exact ground truth")
     s = sub.add_parser("sample", help="render samples to PNGs + gt.json")
     _common(s)
     s.add_argument("--index", type=int, default=0, help="first sample index")

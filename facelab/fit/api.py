@@ -51,6 +51,27 @@ def fast_mode(fast: bool | None = None) -> bool:
     return os.environ.get("FACELAB_FAST", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _fit_config(config: FitConfig | None, fast: bool | None, progress: bool | None) -> FitConfig:
+    """The photometric config :func:`fit` and :func:`~facelab.fit.multi.fit_multi` run: FAST
+    mode (:func:`fast_mode`: 128-px crop, short schedule) and ``progress`` applied."""
+    cfg = config or FitConfig()
+    if fast_mode(fast):
+        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
+    return cfg
+
+
+def _given_landmarks(landmarks: Any, src: str) -> torch.Tensor:
+    """User-given landmarks as ``(68, 2)`` float32, or :class:`InvalidInput` saying why not."""
+    lm = torch.as_tensor(landmarks, dtype=torch.float32)
+    if lm.shape != (68, 2):
+        raise InvalidInput(f"{src}: landmarks must be (68, 2), got {tuple(lm.shape)}")
+    if not bool(torch.isfinite(lm).all()):
+        raise InvalidInput(f"{src}: landmarks contain NaN/Inf")
+    return lm
+
+
 def _resolve_model(model: Any):
     if isinstance(model, str):
         from ..models import load
@@ -336,11 +357,7 @@ def fit(
         lm = detect_landmarks(img, src, face, detector)
         timings["detect"] = time.perf_counter() - t0
     else:
-        lm = torch.as_tensor(landmarks, dtype=torch.float32)
-        if lm.shape != (68, 2):
-            raise InvalidInput(f"landmarks must be (68, 2), got {tuple(lm.shape)}")
-        if not bool(torch.isfinite(lm).all()):
-            raise InvalidInput(f"{src}: landmarks contain NaN/Inf")
+        lm = _given_landmarks(landmarks, src)
     check_face_size(lm, src, min_face_px)
     cal = calibration
     if isinstance(cal, str):
@@ -362,12 +379,7 @@ def fit(
     lm_target = lm_target.to(mdl.device, mdl.dtype)
     # the photo and its landmarks follow the model (a CUDA model renders on CUDA)
     img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)
-    fast = fast_mode(fast)
-    cfg = config or FitConfig()
-    if fast:
-        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
-    if progress is not None:
-        cfg = replace(cfg, progress=progress)
+    cfg = _fit_config(config, fast, progress)
     _, _, H, W = img.shape
     t0 = time.perf_counter()
     lf = fit_landmarks(mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights)

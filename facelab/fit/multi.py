@@ -10,7 +10,6 @@ shape better than any one of them (the depth ambiguity of one view is resolved b
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -20,6 +19,8 @@ from ..geometry.camera import intrinsics
 from .api import (
     EXTREME_YAW,
     MIN_FACE_PX,
+    _fit_config,
+    _given_landmarks,
     _load_photo,
     _resolve_model,
     _ypr,
@@ -28,7 +29,6 @@ from .api import (
     crop_image,
     crop_intrinsics,
     detect_landmarks,
-    fast_mode,
     package_result,
 )
 from .landmarks import LandmarkFitConfig, fit_landmarks
@@ -61,12 +61,7 @@ def fit_multi(
         raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
     t_all = time.perf_counter()
     mdl = _resolve_model(model)
-    fast = fast_mode(fast)
-    cfg = config or FitConfig()
-    if fast:
-        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
-    if progress is not None:
-        cfg = replace(cfg, progress=progress)
+    cfg = _fit_config(config, fast, progress)
     imgs, srcs, lms = [], [], []
     for i, ph in enumerate(photos):
         img, src = _load_photo(ph)
@@ -74,7 +69,7 @@ def fit_multi(
         lm = (
             detect_landmarks(img, src, face, detector)
             if landmarks is None
-            else torch.as_tensor(landmarks[i], dtype=torch.float32)
+            else _given_landmarks(landmarks[i], src)
         )
         check_face_size(lm, src, min_face_px)
         img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)  # photos follow the model

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import BackendUnavailable
-from .rasterize import Fragments, _check_inputs, signed_screen_areas
+from .rasterize import Fragments, _check_inputs, _drawn_faces, signed_screen_areas
 
 __all__ = ["pytorch3d_available", "rasterize_pytorch3d", "require_pytorch3d"]
 
@@ -76,10 +76,7 @@ def rasterize_pytorch3d(
     )
     with torch.no_grad():
         area = signed_screen_areas(verts_screen.detach(), faces)
-        z = verts_screen.detach()[:, faces, 2]
-        ok = (z > near).all(-1) & (area.abs() > eps_area)
-        if cull_backfaces:
-            ok &= area < 0
+        ok = _drawn_faces(verts_screen.detach()[:, faces, 2], area, near, eps_area, cull_backfaces)
     kept = [torch.nonzero(ok[b], as_tuple=True)[0] for b in range(B)]
     meshes = Meshes(verts=list(ndc.unbind(0)), faces=[faces[k] for k in kept])
     p2f, zbuf, bary, _ = rasterize_meshes(

@@ -135,6 +135,21 @@ def _check_inputs(verts: torch.Tensor, faces: torch.Tensor, image_size) -> tuple
     return H, W
 
 
+def _drawn_faces(
+    z: torch.Tensor, area: torch.Tensor, near: float, eps_area: float, cull_backfaces: bool
+) -> torch.Tensor:
+    """``(B, F)`` bool: the triangles a rasterizer draws (both backends use this rule).
+
+    ``z (B, F, 3)`` corner depths, ``area (B, F)`` twice the signed screen area. Dropped: a
+    corner at ``z <= near`` (behind the camera; no clipping), ``|A| <= eps_area`` or a
+    non-finite area (degenerate), and with ``cull_backfaces`` back faces (``A >= 0``).
+    """
+    ok = (z > near).all(-1) & (area.abs() > eps_area) & torch.isfinite(area)
+    if cull_backfaces:
+        ok &= area < 0
+    return ok
+
+
 def _barycentrics(
     verts: torch.Tensor, faces: torch.Tensor, batch: torch.Tensor, face: torch.Tensor, pix_xy
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,9 +211,7 @@ def rasterize(
         v = verts_screen.detach()
         tri = gather_triangles(v, faces)  # (B, F, 3, 3)
         area, edges = edge_table(v, faces, tri)  # (B, F), (B, F, 3, 5)
-        ok = (tri[..., 2] > near).all(-1) & (area.abs() > eps_area) & torch.isfinite(area)
-        if cull_backfaces:
-            ok &= area < 0
+        ok = _drawn_faces(tri[..., 2], area, near, eps_area, cull_backfaces)
         # every covered (face, pixel) pair by the top-left rule (geometry.raster)
         sf, row, col = covered_pixels(tri, edges, ok, (H, W))
         if sf.numel() == 0:

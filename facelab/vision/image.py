@@ -216,18 +216,19 @@ def _from_pil(img, background, source: str, max_pixels: int | None) -> Image:
         )
     if rgb.size == 0:
         raise ImageReadError(f"{source}: image has zero pixels")
+    return _float_image(
+        rgb, alpha, background, source=source, mode=mode, bit_depth=bit_depth,
+        exif_orientation=orientation, stored_size=stored,
+    )  # fmt: skip
+
+
+def _float_image(rgb: np.ndarray, alpha: np.ndarray | None, background, **meta: Any) -> Image:
+    """An :class:`Image` from float ``rgb (H, W, 3)`` in [0, 1] and optional ``alpha (H, W)``:
+    composited over ``background``, NCHW float32, alpha kept as ``(1, 1, H, W)``."""
     rgb = _composite(rgb, alpha, background)
     t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     at = torch.from_numpy(np.ascontiguousarray(alpha))[None, None] if alpha is not None else None
-    return Image(
-        tensor=t.contiguous(),
-        source=source,
-        mode=mode,
-        bit_depth=bit_depth,
-        exif_orientation=orientation,
-        stored_size=stored,
-        alpha=at,
-    )
+    return Image(tensor=t.contiguous(), alpha=at, **meta)
 
 
 def _open_path(path: Path, background, max_pixels: int | None) -> Image:
@@ -419,17 +420,9 @@ def _from_array(a: np.ndarray, background, source: str) -> Image:
     elif f.shape[2] == 4:
         alpha = f[..., 3]
         f = f[..., :3]
-    rgb = _composite(f, alpha, background)
-    t = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
-    at = torch.from_numpy(np.ascontiguousarray(alpha))[None, None] if alpha is not None else None
-    return Image(
-        tensor=t.contiguous(),
-        source=source,
-        mode=mode,
-        bit_depth=depth,
-        stored_size=(int(a.shape[0]), int(a.shape[1])),
-        alpha=at,
-    )
+    stored = (int(a.shape[0]), int(a.shape[1]))
+    return _float_image(f, alpha, background, source=source, mode=mode, bit_depth=depth,
+                        stored_size=stored)  # fmt: skip
 
 
 def _from_tensor(t: torch.Tensor) -> Image:
