@@ -126,8 +126,15 @@ def main() -> int:
             for r in rows:
                 print(f"{r['model']:28} " + " ".join(f"{r[k]:15.4f}" for k in keys))
     if args.json:
-        print(json.dumps(out, indent=1, default=float))
+        print(json.dumps(out, indent=1, default=_jsonable))
     return 0
+
+
+def _jsonable(o):
+    """Tensors and arrays (e.g. the claim rows' spectra) as numbers or lists."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return float(o)
 
 
 if __name__ == "__main__":
