@@ -19,8 +19,8 @@ import torch
 
 import facelab.data
 import facelab.fit
-import facelab.gan.triplane_train
 import facelab.gan.train
+import facelab.gan.triplane_train
 import facelab.models
 import facelab.vision.detect
 import facelab.vision.identity
