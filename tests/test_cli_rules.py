@@ -123,7 +123,7 @@ CASES = [
     ("usage-device", ["render", "--device", "tpu", "--out", "{tmp}/x.png"], 2, "invalid choice", True, True),
     # invert3d: arguments, outputs and the device before the GAN is loaded
     ("error-invert3d-photo", ["invert3d", "{tmp}/missing.png", "--out", "{tmp}/o"], 1, "no such file", True, True),
-    ("args-invert3d-views", ["invert3d", "{photo}", "--out", "{tmp}/o", "--views", "-45,100"], 1, "--views", True, True),
+    ("args-invert3d-views", ["invert3d", "{photo}", "--out", "{tmp}/o", "--views", "-45,-30,100"], 1, "--views", True, True),
     ("args-invert3d-steps", ["invert3d", "{photo}", "--out", "{tmp}/o", "--steps", "3"], 1, "--steps", True, True),
     ("args-invert3d-camera", ["invert3d", "{photo}", "--out", "{tmp}/o", "--camera", "120,0"], 1, "--camera", True, True),
     ("args-invert3d-threads", ["invert3d", "{photo}", "--out", "{tmp}/o", "--threads", "-1"], 1, "--threads", True, True),

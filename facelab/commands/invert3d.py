@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     # "--views -45,-30,0" must read as a value, not as an unknown option "-45,-30,0"
-    p._negative_number_matcher = re.compile(r"^-\d[\d.,]*$")
+    p._negative_number_matcher = re.compile(r"^-\d[-\d.,]*$")
     p.add_argument("photo", metavar="PHOTO", help="image file (JPEG, PNG, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(
