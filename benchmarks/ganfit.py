@@ -64,7 +64,7 @@ def identity_similarity(enc, image: torch.Tensor, res, landmarks: torch.Tensor) 
     """cos(F(photo), F(render over the photo)), dlib chip from the detected landmarks."""
     from facelab.vision.identity import similarity
 
-    img = image[None].float()
+    img = (image if image.dim() == 4 else image[None]).float()  # Blender photos are (1, 3, H, W)
     comp = torch.where(res.mask[None, None], res.render[None].float(), img)
     with torch.no_grad():
         a = enc.embed(img, landmarks[None].float())
