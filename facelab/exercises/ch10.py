@@ -2,9 +2,9 @@
 
 :func:`warp_from_scratch` is the chapter's depth-guided warp in a few lines, printed in the
 chapter word for word (``tests/test_book_ch10.py`` checks that the chapter's cell and this
-function are the same code, and that it agrees with :func:`facelab.methods.spi.depth_warp`).
+function are the same code, and that it agrees with ``facelab.methods.spi.depth_warp``).
 
-The checkers compare the student's functions with :mod:`facelab.methods.spi` or analytic
+The checkers compare the student's functions with ``facelab.methods.spi`` or analytic
 answers: the mirrored camera (twice = identity, yaw -> -yaw, the mirrored point lands at the
 flipped pixel), the warp (the library's answer on random cameras and depths, a known plane)
 and the occlusion part of the conflict mask (a synthetic occluder).

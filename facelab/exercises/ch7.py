@@ -1,7 +1,7 @@
 """Checks for the exercises of chapter 7, "GANFit: fitting with a texture GAN".
 
 The identity and content checks compare the student's function with
-:mod:`facelab.methods.ganfit.losses` on small random float64 inputs plus analytic cases; the
+``facelab.methods.ganfit.losses`` on small random float64 inputs plus analytic cases; the
 schedule check validates the stages the student builds against the rules the exercise
 states. No model files; each runs in well under a second.
 """

@@ -1,8 +1,8 @@
 """Checks for the exercises of chapter 8, "GAR: a learned renderer and its inversion".
 
 The checkers compare the student's function with an inline reference on small float64 inputs
-(the normal injection module of :mod:`facelab.methods.gar.renderer`, the normal-consistency loss
-of :mod:`facelab.methods.gar.losses`, one gradient step of an L1 inversion), plus analytic
+(the normal injection module of ``facelab.methods.gar.renderer``, the normal-consistency loss
+of ``facelab.methods.gar.losses``, one gradient step of an L1 inversion), plus analytic
 cases. No model files; each runs in well under a second.
 """
 
