@@ -359,16 +359,9 @@ def fit(
     else:
         lm = _given_landmarks(landmarks, src)
     check_face_size(lm, src, min_face_px)
-    cal = calibration
-    if isinstance(cal, str):
-        if cal != "auto":
-            raise InvalidInput(
-                f"calibration must be 'auto', None or a LandmarkCalibration, got {cal!r}"
-            )
-        from .calibration import load_calibration
+    from .calibration import resolve_calibration
 
-        name = detector if isinstance(detector, str) else getattr(detector, "name", "")
-        cal = load_calibration(name, getattr(mdl, "name", "")) if landmarks is None else None
+    cal = resolve_calibration(calibration, detector, mdl, detected=landmarks is None)
     lm_weights = None
     lm_target = lm
     if cal is not None:

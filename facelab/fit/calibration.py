@@ -115,6 +115,24 @@ def load_calibration(detector: str, model: str = "ict-face") -> LandmarkCalibrat
     return LandmarkCalibration.from_json(json.loads(p.read_text()))
 
 
+def resolve_calibration(
+    calibration: object, detector: object, model: object, detected: bool
+) -> LandmarkCalibration | None:
+    """The calibration a fit uses: ``"auto"`` = the shipped one of ``detector`` for ``model``
+    when the landmarks were ``detected`` (none for given landmarks), ``None`` = none, or a
+    :class:`LandmarkCalibration` as it is."""
+    if calibration is None or isinstance(calibration, LandmarkCalibration):
+        return calibration
+    if calibration != "auto":
+        raise InvalidInput(
+            f"calibration must be 'auto', None or a LandmarkCalibration, got {calibration!r}"
+        )
+    if not detected:
+        return None
+    name = detector if isinstance(detector, str) else getattr(detector, "name", "")
+    return load_calibration(name, getattr(model, "name", ""))
+
+
 def measure_calibration(
     detected: torch.Tensor,
     exact: torch.Tensor,
@@ -163,4 +181,5 @@ __all__ = [
     "calibration_path",
     "load_calibration",
     "measure_calibration",
+    "resolve_calibration",
 ]

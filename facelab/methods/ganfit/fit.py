@@ -544,16 +544,9 @@ def _prepare(model, photo, landmarks, detector, face, min_face_px, calibration, 
             raise InvalidInput(f"{src}: landmarks must be finite (68, 2), got {tuple(lm.shape)}")
     t_det = time.perf_counter() - t0
     check_face_size(lm, src, min_face_px)
-    cal = calibration
-    if isinstance(cal, str):
-        if cal != "auto":
-            raise InvalidInput(
-                f"calibration must be 'auto', None or a LandmarkCalibration, got {cal!r}"
-            )
-        from ...fit.calibration import load_calibration
+    from ...fit.calibration import resolve_calibration
 
-        name = detector if isinstance(detector, str) else getattr(detector, "name", "")
-        cal = load_calibration(name, getattr(model, "name", "")) if landmarks is None else None
+    cal = resolve_calibration(calibration, detector, model, detected=landmarks is None)
     weights, target = None, lm
     if cal is not None:
         weights = cal.weights().to(model.device, model.dtype)
