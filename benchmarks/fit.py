@@ -232,8 +232,9 @@ def evaluate(faces: list[dict], model, args, log_name: str = "") -> list[dict]:
     return rows
 
 
-def _median_with_failures(xs: list[float | None]) -> float:
-    """Median where ``None`` (a missed face) counts as +infinity."""
+def median_with_failures(xs: list[float | None]) -> float:
+    """Median where ``None`` (a missed face) counts as +infinity (NaN for no values); the
+    one summary median of the fit, GANFit and GAR benchmarks."""
     vals = sorted(math.inf if x is None else x for x in xs)
     if not vals:
         return math.nan
@@ -247,13 +248,13 @@ def summarize(rows: list[dict], set_name: str) -> list[dict]:
         rs = [r for r in rows if r["bin"] == k]
         if not rs:
             continue
-        floor = _median_with_failures([r["mean face"] for r in rs])
+        floor = median_with_failures([r["mean face"] for r in rs])
         det = sum(r["detected"] for r in rs) / len(rs)
         secs = [r["seconds"] for r in rs if "seconds" in r]
         for m in ROWS:
             if not any(m in r for r in rs):
                 continue
-            med = _median_with_failures([r.get(m) for r in rs])
+            med = median_with_failures([r.get(m) for r in rs])
             out.append({
                 "set": set_name, "bin": _bin_name(k), "method": m, "n": len(rs),
                 "detection": det if m.startswith("detect") else None,
@@ -320,7 +321,8 @@ def targets(summary: list[dict], fast: bool) -> list[dict]:
     return out
 
 
-def _fmt(x, spec: str) -> str:
+def format_cell(x: float | None, spec: str) -> str:
+    """A table cell: ``-`` for a missing or NaN value, ``inf`` for infinity, else ``spec``."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     if isinstance(x, float) and math.isinf(x):
@@ -340,9 +342,10 @@ def format_table(summary: list[dict]) -> str:
         last = key
         det = None if r["detection"] is None else 100 * r["detection"]
         lines.append(
-            f"{r['set']:8s} {r['bin']:8s} {r['method']:20s} {r['n']:3d} {_fmt(det, '6.0f'):>6s} "
-            f"{_fmt(r['s2m_median_mm'], '8.3f'):>8s} {_fmt(r['ratio_to_mean_face'], '7.2f'):>7s} "
-            f"{_fmt(r['seconds_per_photo'], '8.1f'):>8s}"
+            f"{r['set']:8s} {r['bin']:8s} {r['method']:20s} {r['n']:3d} "
+            f"{format_cell(det, '6.0f'):>6s} {format_cell(r['s2m_median_mm'], '8.3f'):>8s} "
+            f"{format_cell(r['ratio_to_mean_face'], '7.2f'):>7s} "
+            f"{format_cell(r['seconds_per_photo'], '8.1f'):>8s}"
         )
     return "\n".join(lines)
 
@@ -424,8 +427,9 @@ def main(argv=None) -> int:
                 print(f"  {p['photo']}: {p['error']}")
                 continue
             print(f"  {p['photo']:9s} {p['size']:>9s}  dlib-hog "
-                  f"{_fmt(p['dlib-hog_nme_percent'], '.2f')} ({p['dlib-hog_seconds']:.1f} s)  "
-                  f"dlib-cnn {_fmt(p['dlib-cnn_nme_percent'], '.2f')} "
+                  f"{format_cell(p['dlib-hog_nme_percent'], '.2f')} "
+                  f"({p['dlib-hog_seconds']:.1f} s)  "
+                  f"dlib-cnn {format_cell(p['dlib-cnn_nme_percent'], '.2f')} "
                   f"({p['dlib-cnn_seconds']:.1f} s)")  # fmt: skip
     print("\ntargets (issue 11)")
     for t in out["targets"]:

@@ -129,14 +129,6 @@ def run_face(face: dict, det, model, enc, args, cal, config=None, part1: bool = 
     return row
 
 
-def _median_inf(xs):
-    vals = sorted(math.inf if x is None else x for x in xs)
-    if not vals:
-        return math.nan
-    m = len(vals)
-    return vals[m // 2] if m % 2 else 0.5 * (vals[m // 2 - 1] + vals[m // 2])
-
-
 def _mean(xs):
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     return statistics.fmean(xs) if xs else math.nan
@@ -149,10 +141,10 @@ def summarize(rows: list[dict], set_name: str) -> list[dict]:
     for bname, rs in groups:
         if not rs:
             continue
-        floor = _median_inf([r["mean face"] for r in rs])
+        floor = bfit.median_with_failures([r["mean face"] for r in rs])
         det = sum(r["detected"] for r in rs) / len(rs)
         for m in ROWS:
-            med = _median_inf([r.get(m) for r in rs])
+            med = bfit.median_with_failures([r.get(m) for r in rs])
             e = {"set": set_name, "bin": bname, "method": m, "n": len(rs), "detection": det,
                  "s2m_median_mm": med, "ratio_to_mean_face": med / floor if floor else math.nan}  # fmt: skip
             if m != "mean face":
@@ -207,12 +199,7 @@ def targets(summary: list[dict], fast: bool) -> list[dict]:
     return out
 
 
-def _f(x, spec):
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if isinstance(x, float) and math.isinf(x):
-        return "inf"
-    return format(x, spec)
+_f = bfit.format_cell  # "-" for missing / NaN, "inf", else the format
 
 
 def format_table(summary: list[dict]) -> str:

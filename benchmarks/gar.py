@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -139,11 +138,6 @@ def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0,
     return row
 
 
-def _median(xs: list[float | None]) -> float:
-    vals = sorted(math.inf if x is None else x for x in xs)
-    return statistics.median(vals) if vals else math.nan
-
-
 def summarize(rows: list[dict], realism: float) -> list[dict]:
     """Median per method and metric; a face the detector missed counts as +inf."""
     out = []
@@ -156,7 +150,7 @@ def summarize(rows: list[dict], realism: float) -> list[dict]:
         for k in ("s2m", "normal", "nme", "s"):
             vals = [(r[m][k] if m in r else (None if k == "s" else math.inf)) for r in rows]
             present = [v for v in vals if v is not None]
-            cell[k] = _median(present) if present else None
+            cell[k] = fitbench.median_with_failures(present) if present else None
         out.append(cell)
     return out
 
