@@ -28,20 +28,18 @@ with ``.last_good`` (``on_nan="raise"``), or the stage stops and the result carr
 
 from __future__ import annotations
 
-import math
-import time
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 
 from ..color import linear_to_srgb, srgb_to_linear  # the one sRGB pair (re-exported)
-from ..errors import FitDiverged, InvalidInput
+from ..errors import InvalidInput
 from ..geometry.camera import intrinsics, project
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
 from ..render.shading import sh_ambient
 from .losses import gaussian_prior, landmark_loss, photometric_loss, sh_prior
+from .optimize import run_stages
 from .render import render_face
 
 PARAM_GROUPS = (
@@ -424,102 +422,17 @@ def fit_photometric(
                 c = value("albedo").clamp(0.02, 1.0)
                 z["albedo"].copy_((c - base["albedo"]) / scale("albedo"))
 
-    result = PhotometricFit(params=current_params(), vertex_albedo=torch.empty(0), K=K)
-    stages = [s for s in cfg.schedule() if s.steps > 0]
-    total = sum(s.steps for s in stages)
-    bar = None
-    if cfg.progress and total:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="fit", leave=False)
-    last_good = {k: v.detach().clone() for k, v in z.items()}
-    try:
-        for stage in stages:
-            t0 = time.perf_counter()
-            groups = [g for g in stage.params if g in z]
-            if not groups:
-                continue
-            tensors = [z[g] for g in groups]
-            sched = None
-            if cfg.optimizer == "adam":
-                opt: torch.optim.Optimizer = torch.optim.Adam(tensors, lr=stage.lr)
-                # linear warm-up over 10 % of the steps (Adam's first steps are full-size in
-                # every coordinate at once), then cosine decay to 10 % of lr (a constant step
-                # jitters around the optimum instead of settling in it)
-                sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(stage.steps))
-            else:
-                opt = torch.optim.LBFGS(
-                    tensors, lr=1.0, max_iter=5, history_size=10, line_search_fn="strong_wolfe"
-                )
-            stopped = False
-            for step in range(stage.steps):
-                terms: dict[str, torch.Tensor] = {}
-
-                def closure(terms=terms, opt=opt, stage=stage) -> torch.Tensor:
-                    opt.zero_grad()
-                    tt = losses(stage)
-                    loss = sum(tt.values())
-                    if torch.isfinite(loss):
-                        loss.backward()
-                    terms.clear()
-                    terms.update(tt)
-                    terms["_total"] = loss
-                    return loss
-
-                if cfg.optimizer == "adam":
-                    loss = closure()
-                    if torch.isfinite(loss):
-                        opt.step()
-                        sched.step()
-                else:
-                    loss = opt.step(closure)
-                    loss = terms.get("_total", loss)
-                finite = bool(torch.isfinite(loss)) and all(
-                    bool(torch.isfinite(t).all()) for t in z.values()
-                )
-                if not finite:
-                    with torch.no_grad():
-                        for k, v in last_good.items():
-                            z[k].copy_(v)
-                    msg = (
-                        f"photometric fit diverged in stage {stage.name!r} at step {step}: "
-                        "non-finite loss or parameters; the last finite parameters were restored"
-                    )
-                    if cfg.on_nan == "raise":
-                        raise FitDiverged(
-                            msg + " (attached as .last_good)", last_good=current_params()
-                        )
-                    result.warnings.append(msg)
-                    warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                    stopped = True
-                    break
-                project_constraints()
-                with torch.no_grad():
-                    for k, v in z.items():
-                        last_good[k].copy_(v)
-                rec: dict[str, float | str | int] = {
-                    "stage": stage.name,
-                    "step": step,
-                    "loss": float(loss.detach()),
-                }
-                rec.update(
-                    {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
-                )
-                result.history.append(rec)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(stage=stage.name, loss=f"{float(loss.detach()):.4g}")
-            result.stage_seconds[stage.name] = time.perf_counter() - t0
-            if stopped:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    result.params = current_params()
+    run = run_stages(
+        z, cfg.schedule(), losses, optimizer=cfg.optimizer, on_nan=cfg.on_nan,
+        project=project_constraints, label="photometric fit", progress=cfg.progress,
+        last_good=current_params,
+    )  # fmt: skip
     with torch.no_grad():
-        result.vertex_albedo = vertex_albedo().detach().clamp(0, 1)
-        result.K = k_now().detach()
-    return result
+        return PhotometricFit(
+            params=current_params(), vertex_albedo=vertex_albedo().detach().clamp(0, 1),
+            K=k_now().detach(), history=run.history, stage_seconds=run.stage_seconds,
+            warnings=run.warnings,
+        )  # fmt: skip
 
 
 def _albedo_model(model, cfg: FitConfig) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -538,17 +451,6 @@ def _albedo_model(model, cfg: FitConfig) -> tuple[torch.Tensor | None, torch.Ten
     from .albedo import vertex_albedo_model
 
     return vertex_albedo_model(model, k=cfg.albedo_components)
-
-
-def _lr_factor(n: int):
-    warm = max(1, n // 10)
-
-    def f(i: int) -> float:
-        if i < warm:
-            return (i + 1) / warm
-        return 0.1 + 0.45 * (1 + math.cos(math.pi * min(i - warm, n) / max(n - warm, 1)))
-
-    return f
 
 
 @torch.no_grad()

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from ...errors import FitDiverged, InvalidInput
+from ...errors import InvalidInput
 from ...fit.api import (
     _load_photo,
     _resolve_model,
@@ -49,7 +49,8 @@ from ...fit.api import (
     package_result,
 )
 from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
-from ...fit.photometric import _lr_factor, estimate_light, skin_vertex_mask
+from ...fit.optimize import run_stages
+from ...fit.photometric import estimate_light, skin_vertex_mask
 from ...fit.render import render_face
 from ...fit.result import FitResult, face_region
 from ...geometry.camera import intrinsics, project
@@ -140,7 +141,7 @@ class GanFitConfig:
         seed: seed of the second render's draws.
         fast: FAST mode (128 px, short schedule; also ``FACELAB_FAST=1``).
         progress: a tqdm bar.
-        on_nan: ``"raise"`` (:class:`FitDiverged`) or ``"stop"`` (keep the last finite state).
+        on_nan: ``"raise"`` (``FitDiverged``) or ``"stop"`` (keep the last finite state, warn).
     """
 
     resolution: int = 160
@@ -464,62 +465,14 @@ def fit_crops(
                 e = value("expression").clamp(0, 1)
                 z["expression"].copy_((e - base["expression"]) / scale["expression"])
 
+    run = run_stages(
+        z, cfg.schedule(), losses, on_nan=cfg.on_nan, project=project_constraints,
+        label="GANFit", progress=cfg.progress,
+    )  # fmt: skip
     res = CropFit(
-        params=init, latent=base["latent"], texture=torch.empty(0), vertex_albedo=torch.empty(0)
-    )
-    stages = [s for s in cfg.schedule() if s.steps > 0]
-    total = sum(s.steps for s in stages)
-    bar = None
-    if cfg.progress and total:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="ganfit", leave=False)
-    last_good = {k: v.detach().clone() for k, v in z.items()}
-    try:
-        for stage in stages:
-            t0 = time.perf_counter()
-            groups = [z[k] for k in stage.params if k in z]
-            if not groups:
-                continue
-            opt = torch.optim.Adam(groups, lr=stage.lr)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(stage.steps))
-            stopped = False
-            for step in range(stage.steps):
-                opt.zero_grad()
-                terms = losses(stage)
-                loss = sum(terms.values())
-                ok = bool(torch.isfinite(loss))
-                if ok:
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    ok = all(bool(torch.isfinite(t).all()) for t in z.values())
-                if not ok:
-                    with torch.no_grad():
-                        for k, v in last_good.items():
-                            z[k].copy_(v)
-                    msg = f"GANFit diverged in stage {stage.name!r} at step {step}; last finite state restored"
-                    if cfg.on_nan == "raise":
-                        raise FitDiverged(msg)
-                    res.warnings.append(msg)
-                    stopped = True
-                    break
-                project_constraints()
-                with torch.no_grad():
-                    for k, v in z.items():
-                        last_good[k].copy_(v)
-                rec = {"stage": stage.name, "step": step, "loss": float(loss.detach())}
-                rec.update({k: float(v.detach()) for k, v in terms.items()})
-                res.history.append(rec)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(stage=stage.name, loss=f"{float(loss.detach()):.4g}")
-            res.stage_seconds[stage.name] = time.perf_counter() - t0
-            if stopped:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+        params=init, latent=base["latent"], texture=torch.empty(0), vertex_albedo=torch.empty(0),
+        history=run.history, stage_seconds=run.stage_seconds, warnings=run.warnings,
+    )  # fmt: skip
     with torch.no_grad():
         vals = {k: value(k).detach() for k in base}
         fp = shape_params(vals)
