@@ -124,6 +124,24 @@ def _pair_error(img, depth, mask, cams, res, depth_tol):
     return torch.cat(errs), torch.cat(covs)
 
 
+def _consistency_summary(
+    errs: list[torch.Tensor], covs: list[torch.Tensor], stats: list[dict[str, float]]
+) -> dict[str, float]:
+    """The report of :func:`generator_consistency` / :func:`world_consistency` from the
+    per-face pair errors and coverages (:func:`_pair_error`) and depth statistics
+    (:func:`depth_stats`): ``error`` = mean over the pairs with any overlap (NaN if none),
+    ``coverage`` = mean over all pairs, ``pairs`` = how many overlapped, ``depth_*`` = the
+    per-face statistics averaged."""
+    e, c = torch.cat(errs), torch.cat(covs)
+    ok = ~torch.isnan(e)
+    return {
+        "error": float(e[ok].mean()) if ok.any() else float("nan"),
+        "coverage": float(c.mean()),
+        "pairs": int(ok.sum()),
+        **{f"depth_{k}": sum(s[k] for s in stats) / len(stats) for k in stats[0]},
+    }
+
+
 @torch.no_grad()
 def generator_consistency(
     G: TriplaneGenerator,
@@ -148,14 +166,7 @@ def generator_consistency(
         errs.append(e)
         covs.append(c)
         stats.append(depth_stats(depth[:1], mask[:1]))
-    e, c = torch.cat(errs), torch.cat(covs)
-    ok = ~torch.isnan(e)
-    return {
-        "error": float(e[ok].mean()) if ok.any() else float("nan"),
-        "coverage": float(c.mean()),
-        "pairs": int(ok.sum()),
-        **{f"depth_{k}": sum(s[k] for s in stats) / len(stats) for k in stats[0]},
-    }
+    return _consistency_summary(errs, covs, stats)
 
 
 @torch.no_grad()
@@ -192,14 +203,7 @@ def world_consistency(
         errs.append(e)
         covs.append(c)
         stats.append(depth_stats(depth[:1], mask[:1]))
-    e, c = torch.cat(errs), torch.cat(covs)
-    ok = ~torch.isnan(e)
-    return {
-        "error": float(e[ok].mean()),
-        "coverage": float(c.mean()),
-        "pairs": int(ok.sum()),
-        **{f"depth_{k}": sum(s[k] for s in stats) / len(stats) for k in stats[0]},
-    }
+    return _consistency_summary(errs, covs, stats)
 
 
 def depth_stats(depth: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
