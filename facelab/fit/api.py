@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ from ..geometry.camera import intrinsics, project
 from ..geometry.rotation import axis_angle_to_matrix, matrix_to_yaw_pitch_roll
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
+from .calibration import LandmarkEmbedding
 from .landmarks import LandmarkFitConfig, fit_landmarks
 from .photometric import FitConfig, fit_photometric, linear_to_srgb
 from .render import render_face
@@ -117,6 +118,100 @@ def check_face_size(
     return size
 
 
+@dataclass
+class PreparedPhoto:
+    """A photo ready to fit (:func:`prepare_photo`), on the model's device.
+
+    Attributes:
+        image: ``(1, 3, H, W)`` float in [0, 1].
+        landmarks: ``(68, 2)`` detected (or given) landmarks, photo pixels, model dtype.
+        target: ``(68, 2)`` the landmarks the fit aims at: ``landmarks`` with the
+            calibration's offsets removed (``landmarks`` without a calibration).
+        weights: ``(68,)`` the calibration's per-point weights, or None.
+        embedding: the calibration's 3D landmark embedding when the caller asked for it
+            (``use_embedding``) and it has one (then ``target`` is ``landmarks`` as they are:
+            the fit projects the embedding's points instead of the landmark vertices).
+        source: the photo's name in messages.
+        detected: the landmarks came from the detector (not given).
+        detect_seconds: time of detection (or of checking the given landmarks).
+    """
+
+    image: torch.Tensor
+    landmarks: torch.Tensor
+    target: torch.Tensor
+    weights: torch.Tensor | None
+    source: str
+    detected: bool
+    detect_seconds: float
+    embedding: LandmarkEmbedding | None = None
+
+
+def prepare_photo(
+    photo: Any,
+    model: Any,
+    landmarks: Any = None,
+    face: str | int = "largest",
+    detector: Any = "dlib",
+    min_face_px: float = MIN_FACE_PX,
+    calibration: Any = "auto",
+    source: str | None = None,
+    fallback_source: str = "photo",
+    calibration_weights: bool = True,
+    calibration_offsets: bool = True,
+    use_embedding: bool = False,
+) -> PreparedPhoto:
+    """Load ``photo``, detect its 68 landmarks (or check the given ``(68, 2)``), refuse a face
+    smaller than ``min_face_px``, and apply the detector's calibration
+    (:func:`facelab.fit.calibration.resolve_calibration`): ``target = correct(landmarks)``
+    (computed in float64, stored as float32 values), ``weights`` its per-point weights
+    (``calibration_weights`` / ``calibration_offsets`` switch either off).
+
+    ``use_embedding``: a caller whose fit projects a
+    :class:`~facelab.fit.calibration.LandmarkEmbedding`'s points (:func:`fit`) gets the
+    calibration's embedding instead of its offsets (``target = landmarks``) and the weights
+    of the spread after it (:meth:`LandmarkCalibration.fit_weights`); with
+    ``calibration_offsets=False`` neither the offsets nor the embedding are used.
+
+    ``source`` names the photo in messages (default: its path, else ``fallback_source``).
+    The image and landmarks move to ``model``'s device (landmarks in its dtype).
+
+    Raises:
+        NoFaceFound, MultipleFacesFound: as :func:`detect_landmarks`.
+        InvalidInput: landmarks not finite ``(68, 2)``, a face too small, a bad calibration.
+    """
+    from .calibration import resolve_calibration
+
+    img, src = _load_photo(photo)
+    src = source or src or fallback_source
+    t0 = time.perf_counter()
+    if landmarks is None:
+        lm = detect_landmarks(img, src, face, detector)
+    else:
+        lm = _given_landmarks(landmarks, src)
+    seconds = time.perf_counter() - t0
+    check_face_size(lm, src, min_face_px)
+    cal = resolve_calibration(calibration, detector, model, detected=landmarks is None)
+    weights, target, embedding = None, lm, None
+    if cal is not None:
+        embed = use_embedding and calibration_offsets and cal.embedding is not None
+        if calibration_weights:
+            weights = cal.fit_weights(use_embedding=embed).to(model.device, model.dtype)
+        if embed:
+            embedding = cal.embedding
+        elif calibration_offsets:
+            target = cal.correct(lm.double()).to(torch.float32)
+    return PreparedPhoto(
+        image=img.to(model.device),
+        landmarks=lm.to(model.device, model.dtype),
+        target=target.to(model.device, model.dtype),
+        weights=weights,
+        source=src,
+        detected=landmarks is None,
+        detect_seconds=seconds,
+        embedding=embedding,
+    )
+
+
 def crop_box(landmarks: torch.Tensor, scale: float) -> tuple[float, float, float]:
     """Square crop ``(x0, y0, side)`` around ``(68, 2)`` landmarks: centre of the box, side =
     ``scale`` x its larger side."""
@@ -158,6 +253,43 @@ def crop_intrinsics(K: torch.Tensor, box: tuple[float, float, float], size: int)
         [[a, 0.0, -a * x0], [0.0, a, -a * y0], [0.0, 0.0, 1.0]], dtype=K.dtype, device=K.device
     )
     return S @ K
+
+
+@dataclass
+class FaceCrop:
+    """A square crop of a photo (:func:`crop_face`).
+
+    Attributes:
+        image: ``(1, 3, S, S)`` the resampled crop.
+        valid: ``(1, S, S)`` bool, False where the crop reaches beyond the photo.
+        K: ``(1, 3, 3)`` the crop's intrinsics.
+        box: ``(x0, y0, side)`` of the crop in photo pixels.
+        scale: ``a = S / side`` (crop pixels per photo pixel).
+    """
+
+    image: torch.Tensor
+    valid: torch.Tensor
+    K: torch.Tensor
+    box: tuple[float, float, float]
+    scale: float
+
+    def to_crop(self, points: torch.Tensor) -> torch.Tensor:
+        """Photo pixels ``(..., 2)`` -> crop pixels: ``q = a (p - (x0, y0))`` (in ``points``'
+        dtype and device)."""
+        return (points - points.new_tensor(self.box[:2])) * self.scale
+
+
+def crop_face(
+    image: torch.Tensor, landmarks: torch.Tensor, K: torch.Tensor, size: int, scale: float
+) -> FaceCrop:
+    """The square crop of ``image (1, 3, H, W)`` around ``landmarks (68, 2)``
+    (:func:`crop_box` with ``scale``) resampled to ``size`` pixels (:func:`crop_image`), and
+    its intrinsics from the photo's ``K (3, 3)`` or ``(1, 3, 3)`` (:func:`crop_intrinsics`,
+    in ``image``'s dtype)."""
+    box = crop_box(landmarks, scale)
+    crop, valid = crop_image(image, box, size)
+    Kc = crop_intrinsics(K.to(image.dtype), box, size).reshape(1, 3, 3)
+    return FaceCrop(image=crop, valid=valid, K=Kc, box=box, scale=size / box[2])
 
 
 def draw_points(
@@ -247,8 +379,13 @@ def package_result(
     warnings: list[str],
     source: str,
     texture_size: int = 512,
+    landmark_points: LandmarkEmbedding | None = None,
 ) -> FitResult:
-    """Render the fit over the full photo and build the :class:`FitResult` (one image)."""
+    """Render the fit over the full photo and build the :class:`FitResult` (one image).
+
+    ``projected_landmarks`` are the projections of ``landmark_points`` (a ``(68, 3)`` or
+    ``(1, 68, 3)`` :class:`~facelab.fit.calibration.LandmarkEmbedding`, the points the fit
+    used) when given, else of ``landmark_vertices``."""
     from ..metrics import landmark_nme
 
     dt = model.dtype
@@ -274,7 +411,12 @@ def package_result(
         p2f = r.fragments.pix_to_face[0]
         blend = m & on_face[p2f.clamp(min=0)] & (p2f >= 0)
     overlay = torch.where(blend[None], 0.25 * image[0] + 0.75 * render, image[0])
-    proj = project(posed[:, landmark_vertices.to(posed.device)], K[None].to(dt))[0]
+    pts = (
+        posed[:, landmark_vertices.to(posed.device)]
+        if landmark_points is None
+        else landmark_points.points(posed)
+    )
+    proj = project(pts, K[None].to(dt))[0]
     overlay = draw_points(overlay, landmarks.to(overlay.dtype), (0.1, 0.9, 0.1))
     overlay = draw_points(overlay, proj.to(overlay.dtype), (0.95, 0.15, 0.1))
     nme = float(landmark_nme(proj[None].double(), landmarks[None].double(), "outer_eye")[0])
@@ -349,33 +491,24 @@ def fit(
     """
     t_all = time.perf_counter()
     mdl = _resolve_model(model)
-    img, src = _load_photo(photo)
-    src = source or src or "photo"
+    prep = prepare_photo(
+        photo, mdl, landmarks, face, detector, min_face_px, calibration, source,
+        calibration_weights=calibration_weights, calibration_offsets=calibration_offsets,
+        use_embedding=True,
+    )  # fmt: skip
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if landmarks is None:
-        lm = detect_landmarks(img, src, face, detector)
-        timings["detect"] = time.perf_counter() - t0
-    else:
-        lm = _given_landmarks(landmarks, src)
-    check_face_size(lm, src, min_face_px)
-    from .calibration import resolve_calibration
-
-    cal = resolve_calibration(calibration, detector, mdl, detected=landmarks is None)
-    lm_weights = None
-    lm_target = lm
-    if cal is not None:
-        if calibration_weights:
-            lm_weights = cal.weights().to(mdl.device, mdl.dtype)[None]
-        if calibration_offsets:
-            lm_target = cal.correct(lm.double()).to(torch.float32)
-    lm_target = lm_target.to(mdl.device, mdl.dtype)
+    if prep.detected:
+        timings["detect"] = prep.detect_seconds
     # the photo and its landmarks follow the model (a CUDA model renders on CUDA)
-    img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)
+    img, lm, lm_target, src = prep.image, prep.landmarks, prep.target, prep.source
+    lm_weights = None if prep.weights is None else prep.weights[None]
     cfg = _fit_config(config, fast, progress)
     _, _, H, W = img.shape
     t0 = time.perf_counter()
-    lf = fit_landmarks(mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights)
+    lf = fit_landmarks(
+        mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights,
+        embedding=prep.embedding,
+    )  # fmt: skip
     timings["landmarks"] = time.perf_counter() - t0
     history: dict[str, list[float]] = {"landmarks": list(lf.history)}
     warnings: list[str] = []
@@ -390,17 +523,12 @@ def fit(
     params = lf.params
     albedo = None
     if photometric:
-        box = crop_box(lm, cfg.crop_scale)
-        R = cfg.resolution
-        crop, valid = crop_image(img.to(mdl.dtype), box, R)
-        Kc = crop_intrinsics(K_full.to(mdl.dtype), box, R)[None]
-        a = R / box[2]
-        x0y0 = torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)
-        lm_c = (lm_target - x0y0) * a
+        cr = crop_face(img.to(mdl.dtype), lm, K_full, cfg.resolution, cfg.crop_scale)
         t0 = time.perf_counter()
         ph = fit_photometric(
-            mdl, crop, lm_c[None], lf.params, Kc, lf.landmark_vertices, cfg, target_valid=valid,
-            landmark_weights=lm_weights,
+            mdl, cr.image, cr.to_crop(lm_target)[None], lf.params, cr.K, lf.landmark_vertices,
+            cfg, target_valid=cr.valid, landmark_weights=lm_weights,
+            landmark_points=lf.landmark_points,
         )  # fmt: skip
         timings["photometric"] = time.perf_counter() - t0
         timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
@@ -408,7 +536,7 @@ def fit(
         for rec in ph.history:
             history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
         params = ph.params
-        params.focal = ph.K[:, 0, 0] / a
+        params.focal = ph.K[:, 0, 0] / cr.scale
         K_full = intrinsics(params.focal, params.focal, W / 2.0, H / 2.0)[0]
         albedo = ph.vertex_albedo[0]
     else:
@@ -438,6 +566,7 @@ def fit(
         timings,
         warnings,
         src,
+        landmark_points=lf.landmark_points,
     )
     res.timings["total"] = time.perf_counter() - t_all
     return res
@@ -446,13 +575,17 @@ def fit(
 __all__ = [
     "EXTREME_YAW",
     "MIN_FACE_PX",
+    "FaceCrop",
+    "PreparedPhoto",
     "check_face_size",
     "crop_box",
     "crop_image",
     "crop_intrinsics",
+    "crop_face",
     "detect_landmarks",
     "fast_mode",
     "fit",
     "package_result",
+    "prepare_photo",
     "unwrap_texture",
 ]

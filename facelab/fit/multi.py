@@ -20,16 +20,11 @@ from .api import (
     EXTREME_YAW,
     MIN_FACE_PX,
     _fit_config,
-    _given_landmarks,
-    _load_photo,
     _resolve_model,
     _ypr,
-    check_face_size,
-    crop_box,
-    crop_image,
-    crop_intrinsics,
-    detect_landmarks,
+    crop_face,
     package_result,
+    prepare_photo,
 )
 from .landmarks import LandmarkFitConfig, fit_landmarks
 from .photometric import FitConfig, fit_photometric
@@ -64,18 +59,13 @@ def fit_multi(
     cfg = _fit_config(config, fast, progress)
     imgs, srcs, lms = [], [], []
     for i, ph in enumerate(photos):
-        img, src = _load_photo(ph)
-        src = src or f"photo {i}"
-        lm = (
-            detect_landmarks(img, src, face, detector)
-            if landmarks is None
-            else _given_landmarks(landmarks[i], src)
-        )
-        check_face_size(lm, src, min_face_px)
-        img, lm = img.to(mdl.device), lm.to(mdl.device, mdl.dtype)  # photos follow the model
-        imgs.append(img)
-        srcs.append(src)
-        lms.append(lm)
+        prep = prepare_photo(
+            ph, mdl, None if landmarks is None else landmarks[i], face, detector, min_face_px,
+            calibration=None, fallback_source=f"photo {i}",
+        )  # fmt: skip
+        imgs.append(prep.image)  # photos follow the model
+        srcs.append(prep.source)
+        lms.append(prep.landmarks)
     # Stage 1, shared identity. Different photo sizes: fit each in its own pixel frame by
     # normalising to a common focal convention (principal point at each photo's centre).
     t0 = time.perf_counter()
@@ -117,29 +107,23 @@ def fit_multi(
     albedos = None
     if photometric:
         R = cfg.resolution
-        crops, valids, Kc, lmc, scales = [], [], [], [], []
-        for i, (img, lm) in enumerate(zip(imgs, lms)):
-            box = crop_box(lm, cfg.crop_scale)
-            c, v = crop_image(img.to(mdl.dtype), box, R)
-            crops.append(c[0])
-            valids.append(v[0])
-            Kc.append(crop_intrinsics(Ks[i].to(mdl.dtype), box, R))
-            a = R / box[2]
-            scales.append(a)
-            lmc.append(
-                (lm.to(mdl.dtype) - torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)) * a
-            )
+        crops = [
+            crop_face(img.to(mdl.dtype), lm, K, R, cfg.crop_scale)
+            for img, lm, K in zip(imgs, lms, Ks)
+        ]
         t0 = time.perf_counter()
+        lmc = torch.stack([c.to_crop(lm) for c, lm in zip(crops, lms)])
         ph = fit_photometric(
-            mdl, torch.stack(crops), torch.stack(lmc), params, torch.stack(Kc),
-            lf.landmark_vertices, cfg, shared_identity=True, target_valid=torch.stack(valids),
+            mdl, torch.cat([c.image for c in crops]), lmc, params, torch.cat([c.K for c in crops]),
+            lf.landmark_vertices, cfg, shared_identity=True,
+            target_valid=torch.cat([c.valid for c in crops]),
         )  # fmt: skip
         timings["photometric"] = time.perf_counter() - t0
         timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
         for rec in ph.history:
             history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
         params = ph.params
-        params.focal = torch.stack([ph.K[i, 0, 0] / scales[i] for i in range(len(imgs))])
+        params.focal = torch.stack([ph.K[i, 0, 0] / c.scale for i, c in enumerate(crops)])
         Ks = [
             intrinsics(params.focal[i : i + 1], params.focal[i : i + 1], W / 2.0, H / 2.0)[0]
             for i, (H, W) in enumerate(sizes)

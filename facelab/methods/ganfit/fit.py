@@ -37,17 +37,7 @@ from typing import Any
 import torch
 
 from ...errors import InvalidInput
-from ...fit.api import (
-    _load_photo,
-    _resolve_model,
-    check_face_size,
-    crop_box,
-    crop_image,
-    crop_intrinsics,
-    detect_landmarks,
-    fast_mode,
-    package_result,
-)
+from ...fit.api import _resolve_model, crop_face, fast_mode, package_result, prepare_photo
 from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
 from ...fit.optimize import run_stages
 from ...fit.photometric import estimate_light, skin_vertex_mask
@@ -484,36 +474,6 @@ def fit_crops(
     return res
 
 
-def _prepare(model, photo, landmarks, detector, face, min_face_px, calibration, source):
-    """Photo, raw landmarks, calibrated target, per-point weights (as :func:`facelab.fit.fit`)."""
-    img, src = _load_photo(photo)
-    src = source or src or "photo"
-    t0 = time.perf_counter()
-    if landmarks is None:
-        lm = detect_landmarks(img, src, face, detector)
-    else:
-        lm = torch.as_tensor(landmarks, dtype=torch.float32)
-        if lm.shape != (68, 2) or not bool(torch.isfinite(lm).all()):
-            raise InvalidInput(f"{src}: landmarks must be finite (68, 2), got {tuple(lm.shape)}")
-    t_det = time.perf_counter() - t0
-    check_face_size(lm, src, min_face_px)
-    from ...fit.calibration import resolve_calibration
-
-    cal = resolve_calibration(calibration, detector, model, detected=landmarks is None)
-    weights, target = None, lm
-    if cal is not None:
-        weights = cal.weights().to(model.device, model.dtype)
-        target = cal.correct(lm.double()).to(torch.float32)
-    return (
-        img.to(model.device),
-        lm.to(model.device, model.dtype),
-        target.to(model.device, model.dtype),
-        weights,
-        src,
-        t_det,
-    )
-
-
 def fit_multi(
     photos: list[Any],
     model: Any = "ict-face",
@@ -544,24 +504,23 @@ def fit_multi(
     if progress is not None:
         cfg = replace(cfg, progress=progress)
     preps = [
-        _prepare(
-            mdl,
+        prepare_photo(
             ph,
+            mdl,
             None if landmarks is None else landmarks[i],
-            detector,
             face,
+            detector,
             min_face_px,
             calibration,
-            None,
         )  # fmt: skip
         for i, ph in enumerate(photos)
     ]
-    sizes = {tuple(p[0].shape[-2:]) for p in preps}
+    sizes = {tuple(p.image.shape[-2:]) for p in preps}
     if len(sizes) != 1:
         raise InvalidInput(f"fit_multi needs photos of one size, got {sorted(sizes)}")
     (H, W), R = sizes.pop(), cfg.resolution
-    targets = torch.stack([p[2] for p in preps])
-    wts = None if preps[0][3] is None else torch.stack([p[3] for p in preps])
+    targets = torch.stack([p.target for p in preps])
+    wts = None if preps[0].weights is None else torch.stack([p.weights for p in preps])
     t0 = time.perf_counter()
     lf = fit_landmarks(
         mdl, targets, (H, W), landmark_config, visible=wts, shared_identity=shared_identity
@@ -569,21 +528,16 @@ def fit_multi(
     t_lm = time.perf_counter() - t0
     f = lf.params.focal
     K_full = intrinsics(f, f, torch.full_like(f, W / 2.0), torch.full_like(f, H / 2.0))
-    crops, valids, Ks, lmc, lmr = [], [], [], [], []
-    for b, p in enumerate(preps):
-        box = crop_box(p[1], cfg.crop_scale)
-        c, v = crop_image(p[0].to(mdl.dtype), box, R)
-        a = R / box[2]
-        xy = torch.tensor(box[:2], dtype=mdl.dtype, device=mdl.device)
-        (
-            crops.append(c[0]),
-            valids.append(v[0]),
-            Ks.append(crop_intrinsics(K_full[b : b + 1].to(mdl.dtype), box, R)[0]),
-        )
-        lmc.append((p[2] - xy) * a), lmr.append((p[1] - xy) * a)
-    cf = fit_crops(mdl, torch.stack(crops), torch.stack(lmc), lf.params, torch.stack(Ks),
-                   lf.landmark_vertices, cfg, wts, torch.stack(valids), shared_identity, generator,
-                   encoder, id_landmarks=torch.stack(lmr))  # fmt: skip
+    crops = [
+        crop_face(p.image.to(mdl.dtype), p.landmarks, K_full[b], R, cfg.crop_scale)
+        for b, p in enumerate(preps)
+    ]
+    lmc = torch.stack([c.to_crop(p.target) for c, p in zip(crops, preps)])
+    lmr = torch.stack([c.to_crop(p.landmarks) for c, p in zip(crops, preps)])
+    cf = fit_crops(mdl, torch.cat([c.image for c in crops]), lmc, lf.params,
+                   torch.cat([c.K for c in crops]), lf.landmark_vertices, cfg, wts,
+                   torch.cat([c.valid for c in crops]), shared_identity, generator, encoder,
+                   id_landmarks=lmr)  # fmt: skip
     results = []
     for b, p in enumerate(preps):
         params = FaceParams(identity=cf.params.identity[b : b + 1], expression=cf.params.expression[b : b + 1],
@@ -592,11 +546,11 @@ def fit_multi(
         history: dict[str, list[float]] = {"landmarks": list(lf.history)}
         for rec in cf.history:
             history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
-        timings = {"detect": p[5], "landmarks": t_lm, **{f"stage_{k}": v for k, v in cf.stage_seconds.items()},
+        timings = {"detect": p.detect_seconds, "landmarks": t_lm, **{f"stage_{k}": v for k, v in cf.stage_seconds.items()},
                    "ganfit": sum(cf.stage_seconds.values())}  # fmt: skip
         kb = 0 if shared_identity else b
-        res = package_result(mdl, p[0], p[1], params, K_full[b], lf.landmark_vertices[b], cf.vertex_albedo[b],
-                             history, timings, list(cf.warnings), p[4])  # fmt: skip
+        res = package_result(mdl, p.image, p.landmarks, params, K_full[b], lf.landmark_vertices[b],
+                             cf.vertex_albedo[b], history, timings, list(cf.warnings), p.source)  # fmt: skip
         res.timings["total"] = time.perf_counter() - t_all
         out = GanFitResult(**{k: getattr(res, k) for k in res.__dataclass_fields__})
         out.gan_texture, out.latent = (

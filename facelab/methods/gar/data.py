@@ -82,17 +82,11 @@ def crop_sample(
 ) -> tuple[torch.Tensor, tuple[float, float, float], float]:
     """Crop ``image (C, H, W)`` around ``landmarks2d (68, 2)`` -> ``((C, size, size), box, a)``
     with ``a = size / side`` (crop pixel = ``a * (photo pixel - (x0, y0))``)."""
-    from ...fit.api import crop_image
+    from ...fit.api import crop_box, crop_image
 
-    box = crop_box_of(landmarks2d, scale)
+    box = crop_box(landmarks2d.float(), scale)
     crop, _ = crop_image(image[None].float(), box, size)
     return crop[0], box, size / box[2]
-
-
-def crop_box_of(landmarks2d: torch.Tensor, scale: float) -> tuple[float, float, float]:
-    from ...fit.api import crop_box
-
-    return crop_box(landmarks2d.float(), scale)
 
 
 def _real_chunk(ds, lo: int, hi: int, cfg: GARDataConfig) -> dict[str, torch.Tensor]:

@@ -35,17 +35,7 @@ from typing import Any
 import torch
 
 from ...errors import InvalidInput
-from ...fit.api import (
-    _load_photo,
-    _resolve_model,
-    check_face_size,
-    crop_box,
-    crop_image,
-    crop_intrinsics,
-    detect_landmarks,
-    fast_mode,
-    package_result,
-)
+from ...fit.api import _resolve_model, crop_face, fast_mode, package_result, prepare_photo
 from ...fit.result import FitResult
 from ...geometry.camera import intrinsics
 from ...models.params import FaceParams
@@ -91,13 +81,9 @@ def prepare_crop(
     """The GAR crop of ``image (1, 3, H, W)`` around ``landmarks (68, 2)``: ``target
     (1, 3, S, S)`` in [-1, 1], ``valid (1, 1, S, S)``, ``K (1, 3, 3)``, ``landmarks (1, 68, 2)``
     (crop pixels), ``box``."""
-    box = crop_box(landmarks, CROP_SCALE)
-    crop, valid = crop_image(image.float(), box, size)
-    Kc = crop_intrinsics(K_full.float()[None], box, size)
-    a = size / box[2]
-    lm_c = (landmarks.float() - torch.tensor(box[:2])) * a
-    return {"target": crop * 2 - 1, "valid": valid[:, None].float(), "K": Kc,
-            "landmarks": lm_c[None], "box": box}  # fmt: skip
+    c = crop_face(image.float(), landmarks.float(), K_full, size, CROP_SCALE)
+    return {"target": c.image * 2 - 1, "valid": c.valid[:, None].float(), "K": c.K,
+            "landmarks": c.to_crop(landmarks.float())[None], "box": c.box}  # fmt: skip
 
 
 def inversion_loss(
@@ -218,7 +204,6 @@ def fit_gar(
     accepted for the CLI's uniform call and ignored (a fit takes seconds). ``texture_size``:
     the UV texture unwrapped from the photo (0 = none, faster).
     """
-    from ...fit.calibration import load_calibration
     from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
     from ...render.shading import sh_ambient
 
@@ -226,31 +211,18 @@ def fit_gar(
     cfg = config or GARFitConfig()
     mdl = _resolve_model(model)
     gm = _gar(gar)
-    img, src = _load_photo(photo)
-    src = source or src or "photo"
+    prep = prepare_photo(
+        photo, mdl, landmarks, face, detector, calibration=calibration, source=source
+    )
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if landmarks is None:
-        lm = detect_landmarks(img, src, face, detector)
-        timings["detect"] = time.perf_counter() - t0
-        name = detector if isinstance(detector, str) else getattr(detector, "name", "")
-        cal = (
-            load_calibration(name, getattr(mdl, "name", ""))
-            if calibration == "auto"
-            else calibration
-        )
-    else:
-        lm = torch.as_tensor(landmarks, dtype=torch.float32)
-        if lm.shape != (68, 2) or not bool(torch.isfinite(lm).all()):
-            raise InvalidInput(f"landmarks must be finite (68, 2), got {tuple(lm.shape)}")
-        cal = None if calibration == "auto" else calibration
-    check_face_size(lm, src)
-    lm_w = cal.weights().to(mdl.dtype)[None] if cal is not None else None
-    lm_t = cal.correct(lm.double()).float() if cal is not None else lm.float()
+    if prep.detected:
+        timings["detect"] = prep.detect_seconds
+    img, lm, lm_t = prep.image, prep.landmarks, prep.target
+    lm_w = None if prep.weights is None else prep.weights[None]
     _, _, H, W = img.shape
     t0 = time.perf_counter()
     lcfg = landmark_config or LandmarkFitConfig(identity_prior=10.0)
-    lf = fit_landmarks(mdl, lm_t[None].to(mdl.dtype), (H, W), lcfg, visible=lm_w)
+    lf = fit_landmarks(mdl, lm_t[None], (H, W), lcfg, visible=lm_w)
     timings["landmarks"] = time.perf_counter() - t0
     f = lf.params.focal
     K_full = intrinsics(f, f, W / 2.0, H / 2.0)[0]
@@ -276,7 +248,7 @@ def fit_gar(
     albedo = torch.full((mdl.mean.shape[0], 3), 0.45, dtype=dt)
     warnings: list[str] = []
     res = package_result(mdl, img.to(dt), lm, params, K_full, lmv, albedo,
-                         {"landmarks": list(lf.history), "gar": hist}, timings, warnings, src,
+                         {"landmarks": list(lf.history), "gar": hist}, timings, warnings, prep.source,
                          texture_size=texture_size)  # fmt: skip
     res.timings["total"] = time.perf_counter() - t_all
     with torch.no_grad():
