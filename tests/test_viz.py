@@ -298,3 +298,17 @@ def test_interactive_errors():
     w.interactive.controls["x"].value = 5  # a callback error is shown, not lost
     (out,) = w.interactive.output.outputs
     assert out["name"] == "stderr" and "too big" in out["text"]
+
+
+def test_apps_display_as_their_widget():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    from facelab.viz import interactive
+    from facelab.viz.widgets import WidgetApp
+
+    app = interactive(lambda n: f"{n}", n=ipywidgets.IntSlider(value=1)).interactive
+    ex = model_explorer(FakeModel(), n_identity=1, n_expression=1).explorer
+    for a in (app, ex):
+        assert isinstance(a, WidgetApp)
+        bundle = a._repr_mimebundle_()
+        assert bundle == a.widget._repr_mimebundle_()
+        assert a.widget.model_id in str(bundle)  # the box itself, not the app's repr

@@ -34,6 +34,7 @@ from .meshes import _component_label, _expression_is_blendshape, _model_count, m
 __all__ = [
     "InteractiveFigure",
     "ModelExplorer",
+    "WidgetApp",
     "has_figure_widget",
     "interactive",
     "model_explorer",
@@ -89,7 +90,30 @@ def output_items(result: Any) -> tuple[dict, ...]:
     return tuple(out)
 
 
-class InteractiveFigure:
+class WidgetApp:
+    """The base of facelab's notebook apps (:class:`InteractiveFigure`,
+    :class:`ModelExplorer`): the object displays as its ``widget`` (a notebook shows the box
+    when the object is the last line of a cell) and redraws, ``update()``, whenever a control
+    it observes with ``_on_change`` changes."""
+
+    widget: Any
+
+    def update(self) -> None:  # pragma: no cover - every app defines it
+        raise NotImplementedError
+
+    def _on_change(self, _change: dict) -> None:
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class InteractiveFigure(WidgetApp):
     """State of an :func:`interactive` app.
 
     Attributes:
@@ -156,17 +180,6 @@ class InteractiveFigure:
             items = ({"output_type": "stream", "name": "stderr", "text": text},)
         self.output.outputs = items
 
-    def _on_change(self, _change: dict) -> None:
-        self.update()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
 
 def interactive(render: Callable[..., Any], /, layout: str = "vertical", **controls: Any) -> Any:
     """An interactive picture: ``render(**values)`` redrawn whenever a control moves.
@@ -191,7 +204,7 @@ def interactive(render: Callable[..., Any], /, layout: str = "vertical", **contr
     return InteractiveFigure(render, controls, layout=layout).widget
 
 
-class ModelExplorer:
+class ModelExplorer(WidgetApp):
     """State of a :func:`model_explorer` app.
 
     Attributes:
@@ -331,9 +344,6 @@ class ModelExplorer:
                 tr.intensity = it.cpu().numpy()
             self._redisplay()
 
-    def _on_change(self, _change: dict) -> None:
-        self.update()
-
     def reset(self) -> None:
         """All sliders to 0."""
         for s in self.identity_sliders + self.expression_sliders:
@@ -341,14 +351,6 @@ class ModelExplorer:
             s.value = 0.0
             s.observe(self._on_change, names="value")
         self.update()
-
-    def _repr_mimebundle_(self, **kwargs: Any):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
 
 
 def model_explorer(
