@@ -551,6 +551,17 @@ def _download(
             part.unlink(missing_ok=True)
         return exc
 
+    def interrupted(what: str) -> Exception:
+        """A transfer that stopped early: the partial file is kept for a resume when it holds
+        bytes of a resumable (plain) download, and the message says so or says to retry."""
+        kept = keep and n > 0
+        tail = (
+            f"the partial file {part.name} is kept and `{resume_hint}` resumes it"
+            if kept
+            else "nothing was saved; retry"
+        )
+        return fail(DownloadError(f"download of {url} {what}; {tail}"), kept)
+
     try:
         out = open(part, "ab" if offset else "wb")
     except OSError as e:
@@ -570,14 +581,7 @@ def _download(
                     if isinstance(e, TimeoutError)
                     else f"the connection broke {where} ({e})"
                 )
-                tail = (
-                    f"the partial file {part.name} is kept and `{resume_hint}` resumes it"
-                    if keep and n
-                    else "nothing was saved; retry"
-                )
-                raise fail(
-                    DownloadError(f"download of {url} stopped: {what}; {tail}"), keep and n > 0
-                ) from None
+                raise interrupted(f"stopped: {what}") from None
             if not chunk:
                 break
             raw += len(chunk)
@@ -623,17 +627,8 @@ def _download(
     length = resp.headers.get("Content-Length")
     whole = raw == int(length) if (length or "").isdigit() else False
     if not inflater.eof or (n < f.size and not whole and not f.compression):
-        tail = (
-            f"the partial file {part.name} is kept and `{resume_hint}` resumes it"
-            if keep and n
-            else "nothing was saved; retry"
-        )
-        raise fail(
-            DownloadError(
-                f"download of {url} ended early: got {n} of {f.size} bytes "
-                f"(the server closed the connection); {tail}"
-            ),
-            keep and n > 0,
+        raise interrupted(
+            f"ended early: got {n} of {f.size} bytes (the server closed the connection)"
         )
     if h.hexdigest() != f.sha256:
         part.unlink(missing_ok=True)
