@@ -4,7 +4,9 @@
   or progressive output), ``Discriminator`` (residual, minibatch std), conditioning hooks.
 - :mod:`facelab.gan.loss`: non-saturating logistic loss, R1.
 - :mod:`facelab.gan.augment`: differentiable augmentation.
-- :mod:`facelab.gan.train`: the seeded, resumable, distributed training loop (``python -m facelab.gan.train``).
+- :mod:`facelab.gan.loop`: the training step and loop every GAN trainer shares (D step with lazy
+  R1, G step, EMA, log rows, checkpoints, time cap).
+- :mod:`facelab.gan.train`: the seeded, resumable, distributed texture-GAN trainer (``python -m facelab.gan.train``).
 - :mod:`facelab.gan.checkpoint`: safetensors + JSON checkpoints (no pickle).
 - :mod:`facelab.gan.metrics`: spectra, FID-/KID-style distances in a given feature space, precision/recall.
 """

@@ -11,20 +11,35 @@ A checkpoint is a pair of files with the same stem:
 
 :func:`load_checkpoint` raises :class:`facelab.errors.ModelFormatError` with a message saying
 what the file is not, for anything else (a pickle, a truncated file, a mismatched pair).
+
+A *training* checkpoint adds the optimizers and RNG states to the networks
+(:func:`save_training_state` / :func:`load_training_state`, shared by every GAN trainer);
+its config is a :class:`JsonConfig` dataclass, stored as ``meta["config"]``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import AssetMissing, ModelFormatError
+from ..errors import AssetMissing, InvalidInput, ModelFormatError
 
-__all__ = ["FORMAT", "checkpoint_paths", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "JsonConfig",
+    "checkpoint_paths",
+    "load_checkpoint",
+    "load_optimizer_tensors",
+    "load_training_state",
+    "optimizer_tensors",
+    "save_checkpoint",
+    "save_training_state",
+]
 
 FORMAT = "facelab-gan-checkpoint"
 VERSION = 1
@@ -109,3 +124,92 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     """The entries of ``tensors`` under ``prefix.``, with the prefix stripped."""
     n = len(prefix) + 1
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+class JsonConfig:
+    """Mixin for the config dataclasses stored in checkpoints: ``to_dict`` / ``from_dict``.
+
+    ``to_dict()`` is ``dataclasses.asdict`` with tuples as lists and a ``channels`` dict's
+    keys as strings (what JSON gives back); ``from_dict(d)`` refuses unknown fields (a
+    checkpoint of a newer facelab, a typo in ``--set``) and turns lists back into tuples for
+    the fields declared as tuples.
+    """
+
+    def to_dict(self) -> dict:
+        d = asdict(self)  # type: ignore[call-overload]
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        if isinstance(d.get("channels"), dict):
+            d["channels"] = {str(k): v for k, v in d["channels"].items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict):  # -> Self
+        fs = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - set(fs)
+        if unknown:
+            raise InvalidInput(f"unknown {cls.__name__} fields {sorted(unknown)}")
+        d = dict(d)
+        for k, v in d.items():
+            if isinstance(v, list) and str(fs[k].type).startswith("tuple"):
+                d[k] = tuple(v)
+        return cls(**d)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state as ``{f"{prefix}.{index}.{name}": tensor}`` (the
+    hyper-parameters are not stored: they come from the config)."""
+    out = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            out[f"{prefix}.{idx}.{k}"] = torch.as_tensor(v)
+    return out
+
+
+def load_optimizer_tensors(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str
+) -> None:
+    """Inverse of :func:`optimizer_tensors`: load the state under ``prefix.`` into ``opt``."""
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in prefixed(tensors, prefix).items():
+        idx, name = k.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def save_training_state(
+    path: str | os.PathLike,
+    nets: dict[str, torch.nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    meta: dict[str, Any],
+    extra: dict[str, torch.Tensor] | None = None,
+) -> tuple[Path, Path]:
+    """A resumable checkpoint: ``name.*`` weights of every network in ``nets``, ``name.*``
+    moments of every optimizer in ``opts`` (e.g. ``{"opt_G": opt_g}``), ``extra`` tensors
+    (RNG states ``rng.*``) and ``meta``."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, net in nets.items():
+        tensors.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
+    for name, opt in opts.items():
+        tensors.update(optimizer_tensors(opt, name))
+    tensors.update(extra or {})
+    return save_checkpoint(path, tensors, meta)
+
+
+def load_training_state(
+    path: str | os.PathLike,
+    nets: dict[str, torch.nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a :func:`save_training_state` checkpoint into ``nets`` and ``opts`` (in place);
+    returns ``(tensors, meta)`` for the rest (RNG states, step, wall time)."""
+    tensors, meta = load_checkpoint(path, device=device)
+    for name, net in nets.items():
+        net.load_state_dict(prefixed(tensors, name))
+    for name, opt in opts.items():
+        load_optimizer_tensors(opt, tensors, name)
+    return tensors, meta

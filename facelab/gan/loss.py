@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["d_logistic_loss", "g_nonsaturating_loss", "r1_penalty"]
+__all__ = ["d_logistic_loss", "g_nonsaturating_loss", "lazy_r1_weight", "r1_penalty"]
 
 
 def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -48,3 +48,12 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
     """
     (grad,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
     return grad.square().sum(dim=(1, 2, 3)).mean()
+
+
+def lazy_r1_weight(step: int, gamma: float, interval: int) -> float:
+    """The weight of :func:`r1_penalty` at training step ``step`` under lazy regularisation:
+    ``interval * gamma / 2`` every ``interval`` steps (``step % interval == 0``), else 0
+    (also 0 when ``gamma <= 0`` or ``interval <= 0``: no R1)."""
+    if gamma <= 0 or interval <= 0 or step % interval:
+        return 0.0
+    return 0.5 * gamma * interval

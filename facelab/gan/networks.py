@@ -44,13 +44,14 @@ to [-1, 1]).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidInput
+from .checkpoint import JsonConfig
 
 __all__ = [
     "Discriminator",
@@ -371,8 +372,32 @@ class MappingNetwork(nn.Module):
         return w
 
 
+class _ChannelRule(JsonConfig):
+    """The channel rule of :class:`GeneratorConfig` and :class:`DiscriminatorConfig`."""
+
+    channels: dict[int, int]
+    channel_base: int
+    channel_max: int
+
+    def ch(self, res: int) -> int:
+        """Channels at resolution ``res``: ``channels[res]`` if given, else
+        ``clip(channel_base // res, 1, channel_max)``."""
+        return self.channels.get(res, max(1, min(self.channel_max, self.channel_base // res)))
+
+
+def _check_layout(cfg, architectures: tuple[str, ...]) -> None:
+    """Validate a network config's resolution and architecture; ``channels`` keys to ``int``."""
+    r = cfg.resolution
+    if r < 8 or r & (r - 1):
+        raise InvalidInput(f"resolution must be a power of two >= 8, got {r}")
+    if cfg.architecture not in architectures:
+        names = " or ".join(repr(a) for a in architectures)
+        raise InvalidInput(f"architecture must be {names}, got {cfg.architecture!r}")
+    cfg.channels = {int(k): int(v) for k, v in cfg.channels.items()}
+
+
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(_ChannelRule):
     """Shape of a :class:`Generator` (all the information needed to rebuild it).
 
     Attributes:
@@ -408,23 +433,7 @@ class GeneratorConfig:
     rgb_init: float = 1.0
 
     def __post_init__(self) -> None:
-        r = self.resolution
-        if r < 8 or r & (r - 1):
-            raise InvalidInput(f"resolution must be a power of two >= 8, got {r}")
-        if self.architecture not in ("skip", "progressive"):
-            raise InvalidInput(
-                f"architecture must be 'skip' or 'progressive', got {self.architecture!r}"
-            )
-        self.channels = {int(k): int(v) for k, v in self.channels.items()}
-
-    def ch(self, res: int) -> int:
-        """Channels at resolution ``res``."""
-        return self.channels.get(res, max(1, min(self.channel_max, self.channel_base // res)))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = {str(k): v for k, v in self.channels.items()}
-        return d
+        _check_layout(self, ("skip", "progressive"))
 
 
 class Generator(nn.Module):
@@ -599,7 +608,7 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 @dataclass
-class DiscriminatorConfig:
+class DiscriminatorConfig(_ChannelRule):
     """Shape of a :class:`Discriminator` (same channel rule as :class:`GeneratorConfig`)."""
 
     resolution: int = 64
@@ -613,22 +622,7 @@ class DiscriminatorConfig:
     map_channels: int = 0
 
     def __post_init__(self) -> None:
-        r = self.resolution
-        if r < 8 or r & (r - 1):
-            raise InvalidInput(f"resolution must be a power of two >= 8, got {r}")
-        if self.architecture not in ("resnet", "progressive"):
-            raise InvalidInput(
-                f"architecture must be 'resnet' or 'progressive', got {self.architecture!r}"
-            )
-        self.channels = {int(k): int(v) for k, v in self.channels.items()}
-
-    def ch(self, res: int) -> int:
-        return self.channels.get(res, max(1, min(self.channel_max, self.channel_base // res)))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = {str(k): v for k, v in self.channels.items()}
-        return d
+        _check_layout(self, ("resnet", "progressive"))
 
 
 class DBlock(nn.Module):

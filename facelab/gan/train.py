@@ -42,8 +42,7 @@ import json
 import os
 import shlex
 import sys
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +51,24 @@ import torch.distributed as dist
 
 from ..errors import InvalidInput, ModelFormatError
 from .augment import AugmentConfig, augment
-from .checkpoint import checkpoint_paths, load_checkpoint, prefixed, save_checkpoint
-from .loss import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from .checkpoint import (
+    checkpoint_paths,
+    load_checkpoint,
+    load_training_state,
+    prefixed,
+    save_checkpoint,
+    save_training_state,
+)
+from .loop import (
+    GANLoopConfig,
+    TrainingLoop,
+    discriminator_loss,
+    ema_update,
+    read_log,
+    set_threads,
+    write_log,
+)
+from .loss import g_nonsaturating_loss, lazy_r1_weight, r1_penalty
 from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 __all__ = [
@@ -68,8 +83,9 @@ __all__ = [
 
 
 @dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved in every checkpoint).
+class TrainConfig(GANLoopConfig):
+    """Everything a training run depends on (saved in every checkpoint); the shared loop's
+    fields are :class:`~facelab.gan.loop.GANLoopConfig`'s, with these meanings here:
 
     Attributes:
         name: config name (``cpu-64``, ``gpu-128``, ...).
@@ -80,18 +96,15 @@ class TrainConfig:
             fields.
         batch: global batch (images per step, all processes together); ``micro_batch``:
             images per forward pass (``batch`` must be a multiple of ``micro_batch * W``).
-        steps: training steps; ``max_minutes``: also stop (with a checkpoint) after this wall
-            time of this invocation.
-        lr_g, lr_d, betas: Adam settings.
-        r1_gamma, r1_interval: R1 weight and laziness.
+        lr_d: 0.0025 here (StyleGAN2's; Adam's ``lr`` and ``betas`` of D are then adjusted
+            for lazy R1, see the module doc).
         ema_kimg, ema_rampup: EMA half-life in thousands of images, ramped up as
             ``min(ema_kimg, rampup * seen_kimg)`` (None: no ramp).
         style_mixing: probability of mixing two latents.
         augment: :class:`~facelab.gan.augment.AugmentConfig` fields (all 0: no augmentation).
         fade_kimg: progressive architecture only: thousands of images per fade-in and per
             stable phase of each resolution.
-        log_interval, ckpt_interval: steps between log lines / checkpoints (+ export).
-        seed: master seed.
+        ckpt_interval: 200 here; a checkpoint also writes the export (``out``).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
 
@@ -103,21 +116,13 @@ class TrainConfig:
     discriminator: dict = field(default_factory=dict)
     batch: int = 16
     micro_batch: int = 16
-    steps: int = 1000
-    max_minutes: float | None = None
-    lr_g: float = 0.0025
     lr_d: float = 0.0025
-    betas: tuple[float, float] = (0.0, 0.99)
-    r1_gamma: float = 1.0
-    r1_interval: int = 16
     ema_kimg: float = 2.0
     ema_rampup: float | None = 0.05
     style_mixing: float = 0.9
     augment: dict = field(default_factory=dict)
     fade_kimg: float = 4.0
-    log_interval: int = 25
     ckpt_interval: int = 200
-    seed: int = 0
     device: str = "auto"
 
     @property
@@ -134,52 +139,38 @@ class TrainConfig:
             d.setdefault("architecture", "progressive")
         return DiscriminatorConfig(**d)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise InvalidInput(f"unknown TrainConfig fields {sorted(unknown)}")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
-
 
 _CH64 = {"4": 64, "8": 64, "16": 64, "32": 32, "64": 16}
+
+_CPU64 = TrainConfig(
+    name="cpu-64",
+    n_train=4096,
+    generator={
+        "resolution": 64,
+        "z_dim": 64,
+        "w_dim": 128,
+        "mapping_layers": 4,
+        "channels": _CH64,
+        "base_image": True,
+        "rgb_init": 0.1,
+    },  # fmt: skip
+    discriminator={"channels": _CH64},
+    batch=16,
+    micro_batch=16,
+    steps=5000,
+    max_minutes=88.0,
+    r1_gamma=0.5,
+    ema_kimg=1.0,
+    log_interval=25,
+    ckpt_interval=100,
+)
 
 #: Named configurations. ``cpu-64`` is the shipped texture GAN (5000 steps of 16 = 80k images;
 #: measured 0.81 s per step on one unloaded CPU thread, so about 70 minutes, capped at 88); ``gpu-128`` the full-size one for a GPU; ``cpu-64-progressive``
 #: the same model grown ProGAN-style (8 px, then fade-in and stable phases of 2k images per
 #: resolution); ``tiny-16`` for tests.
 CONFIGS: dict[str, TrainConfig] = {
-    "cpu-64": TrainConfig(
-        name="cpu-64",
-        n_train=4096,
-        generator={
-            "resolution": 64,
-            "z_dim": 64,
-            "w_dim": 128,
-            "mapping_layers": 4,
-            "channels": _CH64,
-            "base_image": True,
-            "rgb_init": 0.1,
-        },  # fmt: skip
-        discriminator={"channels": _CH64},
-        batch=16,
-        micro_batch=16,
-        steps=5000,
-        max_minutes=88.0,
-        r1_gamma=0.5,
-        ema_kimg=1.0,
-        log_interval=25,
-        ckpt_interval=100,
-    ),
+    "cpu-64": _CPU64,
     "gpu-128": TrainConfig(
         name="gpu-128",
         n_train=20000,
@@ -204,29 +195,13 @@ CONFIGS: dict[str, TrainConfig] = {
         ckpt_interval=2000,
         device="auto",
     ),
-    "cpu-64-progressive": TrainConfig(
+    "cpu-64-progressive": replace(
+        _CPU64,
         name="cpu-64-progressive",
-        n_train=4096,
-        generator={
-            "resolution": 64,
-            "z_dim": 64,
-            "w_dim": 128,
-            "mapping_layers": 4,
-            "channels": _CH64,
-            "architecture": "progressive",
-            "base_image": True,
-            "rgb_init": 0.1,
-        },  # fmt: skip
-        discriminator={"channels": _CH64},
-        batch=16,
-        micro_batch=16,
+        generator={**_CPU64.generator, "architecture": "progressive"},
         steps=1000,
         max_minutes=64.0,
-        r1_gamma=0.5,
-        ema_kimg=1.0,
         fade_kimg=2.0,
-        log_interval=25,
-        ckpt_interval=100,
     ),
     "tiny-16": TrainConfig(
         name="tiny-16",
@@ -299,27 +274,6 @@ def _noise(G: Generator, b: int, g: torch.Generator, like: torch.Tensor) -> list
         res = getattr(G, f"noise_const_{i}").shape[-1]
         out.append(torch.randn(b, 1, res, res, generator=g).to(like.device, like.dtype))
     return out
-
-
-def _opt_state(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    out = {}
-    sd = opt.state_dict()
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            out[f"{prefix}.{idx}.{k}"] = torch.as_tensor(v)
-    return out
-
-
-def _load_opt_state(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str
-) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in prefixed(tensors, prefix).items():
-        idx, name = k.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -414,42 +368,32 @@ def train(
         D.parameters(), lr=cfg.lr_d * c, betas=(cfg.betas[0] ** c, cfg.betas[1] ** c), eps=1e-8
     )
     aug_cfg = AugmentConfig(**cfg.augment)
+    nets = {"G": G, "D": D, "G_ema": G_ema}
+    opts = {"opt_G": opt_g, "opt_D": opt_d}
     step, wall0, log = 0, 0.0, []
     ck_w, ck_j = checkpoint_paths(work / "checkpoint")
     if resume and ck_w.is_file() and ck_j.is_file():
-        tensors, meta = load_checkpoint(work / "checkpoint", device=dev)
-        saved = meta.get("config", {})
+        saved = json.loads(ck_j.read_text()).get("config", {})
         for k in ("generator", "discriminator", "batch", "seed"):
             if saved.get(k) != cfg.to_dict().get(k):
                 raise ModelFormatError(
                     f"{ck_j}: checkpoint was trained with {k}={saved.get(k)!r}, this run has "
                     f"{cfg.to_dict().get(k)!r}; use another --work-dir or --no-resume"
                 )
-        G.load_state_dict(prefixed(tensors, "G"))
-        D.load_state_dict(prefixed(tensors, "D"))
-        G_ema.load_state_dict(prefixed(tensors, "G_ema"))
-        _load_opt_state(opt_g, tensors, "opt_G")
-        _load_opt_state(opt_d, tensors, "opt_D")
+        tensors, meta = load_training_state(work / "checkpoint", nets, opts, device=dev)
         if "rng.torch" in tensors:
             torch.set_rng_state(tensors["rng.torch"].cpu())
         step, wall0 = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
-        log_path = work / "log.jsonl"
-        if log_path.is_file():
-            log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-            log = [r for r in log if r["step"] <= step]
+        log = read_log(work / "log.jsonl", upto_step=step)
     _broadcast_module(G)
     _broadcast_module(D)
     _broadcast_module(G_ema)
 
     prog = cfg.gen_config().architecture == "progressive"
-    t_start = time.perf_counter()
-    t_interval = t_start
-    acc: dict[str, list[float]] = {}
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", dynamic_ncols=True)
+    max_s = None if cfg.max_minutes is None else cfg.max_minutes * 60
+    loop = TrainingLoop(step, cfg.steps, cfg.log_interval, cfg.ckpt_interval, max_s, wall0,
+                        bar=f"train {cfg.name}" if progress and rank == 0 else None,
+                        bar_keys={"G": "loss_G", "D": "loss_D"})  # fmt: skip
     n_data = x_all.shape[0]
     mix_layers = G.num_ws
 
@@ -473,8 +417,7 @@ def train(
     def resize(x: torch.Tensor, r: int) -> torch.Tensor:
         return x if x.shape[-1] == r else torch.nn.functional.adaptive_avg_pool2d(x, r)
 
-    stop_reason = "steps"
-    while step < cfg.steps:
+    def step_fn(step: int) -> dict[str, float | None]:
         nimg = step * cfg.batch
         if prog:
             s, a = _progressive_stage(G, cfg, nimg)
@@ -506,22 +449,22 @@ def train(
         for k, img in zip(ks, fakes):  # the G phase's images, reused (one G forward per step)
             g = _gen(cfg.seed, step, "D", k)
             real = resize(batch_data(step, k), res)
-            fl = D(augment(img, aug_cfg, g))
-            rl = D(augment(real, aug_cfg, g))
-            loss = d_logistic_loss(rl, fl)
-            (loss / accum).backward()
-            ld += float(loss.detach()) / accum
-            dr += float(rl.detach().mean()) / accum
-            df += float(fl.detach().mean()) / accum
+            img = augment(img, aug_cfg, g)  # fakes first: the order of the draws from g
+            d = discriminator_loss(D, augment(real, aug_cfg, g), img)
+            (d["loss"] / accum).backward()
+            ld += float(d["loss"].detach()) / accum
+            dr += float(d["logits_real"].detach().mean()) / accum
+            df += float(d["logits_fake"].detach().mean()) / accum
         r1v = None
-        if cfg.r1_interval > 0 and cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
+        r1_w = lazy_r1_weight(step, cfg.r1_gamma, cfg.r1_interval)
+        if r1_w > 0:  # a pass of its own: the reals augmented with their own draws
             r1v = 0.0
             for k in ks:
                 g = _gen(cfg.seed, step, "R1", k)
                 real = resize(batch_data(step, k), res).detach().requires_grad_(True)
                 rl = D(augment(real, aug_cfg, g))
                 pen = r1_penalty(real, rl)
-                (pen * (cfg.r1_gamma / 2) * cfg.r1_interval / accum).backward()
+                (pen * r1_w / accum).backward()
                 r1v += float(pen.detach()) / accum
         _allreduce_grads(D, world)
         opt_d.step()
@@ -530,68 +473,42 @@ def train(
             gz = _gen(cfg.seed, step, "wavg")
             w = G.mapping(torch.randn(64, G.config.z_dim, generator=gz).to(dev))
             G.mapping.w_avg.copy_(w.mean(0).lerp(G.mapping.w_avg, 0.995 if step else 0.0))
-            ema_nimg = cfg.ema_kimg * 1000.0
-            if cfg.ema_rampup is not None:
-                ema_nimg = min(ema_nimg, (nimg + cfg.batch) * cfg.ema_rampup)
-            beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.copy_(p.detach().lerp(pe, beta))
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
-        step += 1
-        for key, v in (("loss_G", lg), ("loss_D", ld), ("D_real", dr), ("D_fake", df), ("r1", r1v)):
-            if v is not None:
-                acc.setdefault(key, []).append(v)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(G=f"{lg:.3f}", D=f"{ld:.3f}")
-        elapsed = time.perf_counter() - t_start
-        over_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
-        if over_time:
-            stop_reason = "max_minutes"
-        last = step >= cfg.steps or over_time
-        if step % cfg.log_interval == 0 or last:
-            now = time.perf_counter()
-            n_int = len(acc.get("loss_G", [])) or 1
-            row = {"step": step, "kimg": step * cfg.batch / 1000, "wall_time_s": round(wall0 + elapsed, 2),
-                   "sec_per_step": round((now - t_interval) / n_int, 4),
-                   **{k: round(sum(v) / len(v), 5) for k, v in acc.items()}}  # fmt: skip
-            if prog:
-                row["stage_resolution"], row["alpha"] = res, round(G.alpha, 4)
-            acc, t_interval = {}, now
-            if (step % cfg.ckpt_interval == 0 or last) and eval_fn is not None and rank == 0:
-                row["metrics"] = eval_fn(G_ema, x_all)
-            log.append(row)
-            if rank == 0:
-                with open(work / "log.jsonl", "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-        if (step % cfg.ckpt_interval == 0 or last) and rank == 0:
-            metrics = next((r["metrics"] for r in reversed(log) if "metrics" in r), {})
-            meta = {"config": cfg.to_dict(), "command": cmd, "seed": cfg.seed, "step": step,
-                    "images_seen": step * cfg.batch, "wall_time_s": round(wall0 + elapsed, 2),
-                    "world_size": world, "metrics": metrics, "torch": torch.__version__}  # fmt: skip
-            tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
-            tensors.update({f"D.{k}": v for k, v in D.state_dict().items()})
-            tensors.update({f"G_ema.{k}": v for k, v in G_ema.state_dict().items()})
-            tensors.update(_opt_state(opt_g, "opt_G"))
-            tensors.update(_opt_state(opt_d, "opt_D"))
-            tensors["rng.torch"] = torch.get_rng_state()
-            save_checkpoint(work / "checkpoint", tensors, meta)
-            _rewrite_log(work / "log.jsonl", log)
-            if out is not None:
-                export_generator(G_ema, meta, Path(out) / export_name, log)
-        if over_time:
-            break
-    if bar is not None:
-        bar.close()
-    return {"step": step, "wall_time_s": wall0 + time.perf_counter() - t_start, "log": log,
+        ema_nimg = cfg.ema_kimg * 1000.0
+        if cfg.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, (nimg + cfg.batch) * cfg.ema_rampup)
+        ema_update(G_ema, G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+        return {"loss_G": lg, "loss_D": ld, "D_real": dr, "D_fake": df, "r1": r1v}
+
+    def log_fn(t: int, acc: dict[str, list[float]], saving: bool) -> None:
+        sec = acc.pop("step_s")
+        row = {"step": t, "kimg": t * cfg.batch / 1000, "wall_time_s": round(loop.wall_time(), 2),
+               "sec_per_step": round(sum(sec) / len(sec), 4),
+               **{k: round(sum(v) / len(v), 5) for k, v in acc.items()}}  # fmt: skip
+        if prog:
+            row["stage_resolution"], row["alpha"] = G.output_resolution, round(G.alpha, 4)
+        if saving and eval_fn is not None and rank == 0:
+            row["metrics"] = eval_fn(G_ema, x_all)
+        log.append(row)
+        if rank == 0:
+            with open(work / "log.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    def save_fn(t: int) -> None:
+        if rank != 0:
+            return
+        metrics = next((r["metrics"] for r in reversed(log) if "metrics" in r), {})
+        meta = {"config": cfg.to_dict(), "command": cmd, "seed": cfg.seed, "step": t,
+                "images_seen": t * cfg.batch, "wall_time_s": round(loop.wall_time(), 2),
+                "world_size": world, "metrics": metrics, "torch": torch.__version__}  # fmt: skip
+        rng = {"rng.torch": torch.get_rng_state()}
+        save_training_state(work / "checkpoint", nets, opts, meta, rng)
+        write_log(work / "log.jsonl", log)
+        if out is not None:
+            export_generator(G_ema, meta, Path(out) / export_name, log)
+
+    stop_reason = loop.run(step_fn, log_fn, save_fn)
+    return {"step": loop.step, "wall_time_s": loop.wall_time(), "log": log,
             "G_ema": G_ema, "G": G, "D": D, "stop_reason": stop_reason}  # fmt: skip
-
-
-def _rewrite_log(path: Path, log: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in log))
-    os.replace(tmp, path)
 
 
 def export_generator(
@@ -605,7 +522,7 @@ def export_generator(
     m["license"] = "MIT (trained by facelab from its own procedural textures)"
     save_checkpoint(stem, {k: v for k, v in G.state_dict().items()}, m)
     if log is not None:
-        _rewrite_log(stem.parent / "log.jsonl", log)
+        write_log(stem.parent / "log.jsonl", log)
 
 
 def load_generator(
@@ -683,10 +600,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run training from parsed arguments (initialises torch.distributed under torchrun)."""
-    if int(args.threads) < 0:
-        raise InvalidInput(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
-    if int(args.threads) > 0:
-        torch.set_num_threads(int(args.threads))
+    set_threads(args.threads)
     cfg = config_from_args(args)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():

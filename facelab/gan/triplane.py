@@ -38,7 +38,7 @@ Shapes: planes ``(B, 3, C, P, P)``; images ``(B, 3, R, R)`` in about ``[-1, 1]``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,7 @@ from ..geometry.eg3d import (
     split_camera_params,
 )
 from ..render.volume import VolumeOutput, camera_rays, render_rays
+from .checkpoint import JsonConfig
 from .networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
 __all__ = [
@@ -66,7 +67,7 @@ __all__ = [
 
 
 @dataclass
-class TriplaneConfig:
+class TriplaneConfig(JsonConfig):
     """Shape and rendering of a :class:`TriplaneGenerator` (all it needs to be rebuilt).
 
     Attributes:
@@ -129,19 +130,6 @@ class TriplaneConfig:
             img_channels=3 * self.plane_channels,
             c_dim=self.c_dim,
         )
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = {str(k): v for k, v in self.channels.items()}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TriplaneConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise InvalidInput(f"unknown TriplaneConfig fields {sorted(unknown)}")
-        return cls(**d)
 
 
 def sample_triplanes(

@@ -11,7 +11,9 @@ One command, three phases, one resumable checkpoint (``OUT/last.{safetensors,jso
    ``batch / 2`` geometry pairs ``(n_a, n_b)`` sharing an identity and two latents
    ``z_1, z_2``: ``x_a = G(n_a, z_1)``, ``x_b = G(n_b, z_1)``, ``x_c = G(n_a, z_2)``; loss
    ``adv(x_a, x_b, x_c) + w_n L_n(x_a, x_b, x_c) + w_id L_id(x_a, x_b) + w_lm L_lm(x_a, x_c)``
-   (:mod:`facelab.methods.gar.losses`); EMA of G.
+   (:mod:`facelab.methods.gar.losses`); EMA of G. The step and its bookkeeping are
+   :mod:`facelab.gan.loop`'s (``adversarial_step``, ``TrainingLoop``); GAR's hooks draw the
+   batches and add the consistency terms.
 3. **encoder** (``encoder.steps`` or the time left): :class:`~facelab.methods.gar.encoder.Encoder`
    regresses ``(identity, expression, w)`` from ``G_ema``'s samples.
 
@@ -28,14 +30,31 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ...errors import AssetMissing, InvalidInput
-from ...gan.checkpoint import load_checkpoint, prefixed, save_checkpoint
-from ...gan.loss import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from ...gan.checkpoint import (
+    load_checkpoint,
+    load_training_state,
+    prefixed,
+    save_checkpoint,
+    save_training_state,
+)
+from ...gan.loop import (
+    GANLoopConfig,
+    TrainingLoop,
+    add_run_arguments,
+    adversarial_step,
+    config_from_run_args,
+    export_run,
+    read_log,
+    set_threads,
+    write_log,
+)
+from ...gan.loss import g_nonsaturating_loss, lazy_r1_weight
 from .aux import AuxConfig, AuxNet, aux_loss
 from .data import GARData, GARDataConfig, build_gar_data, default_data_dir
 from .encoder import Encoder, EncoderConfig, encoder_loss
@@ -55,8 +74,10 @@ __all__ = [
 
 
 @dataclass
-class GARTrainConfig:
-    """Everything a GAR run depends on (stored in every checkpoint).
+class GARTrainConfig(GANLoopConfig):
+    """Everything a GAR run depends on (stored in every checkpoint); the shared loop's
+    fields (batch, steps, max_minutes, Adam, R1, intervals, seed) are
+    :class:`~facelab.gan.loop.GANLoopConfig`'s, with these meanings here:
 
     Attributes:
         name: config name; ``data``, ``generator``, ``aux``, ``encoder``: fields of
@@ -66,10 +87,8 @@ class GARTrainConfig:
             planned GAN steps.
         max_minutes: wall-time budget of the whole invocation; the GAN phase stops at
             ``max_minutes - encoder_minutes`` so the encoder phase fits.
-        lr_g, lr_d, betas, r1_gamma, r1_interval, ema_beta: the GAN optimisation.
+        ema_beta: per-step EMA decay of ``G_ema``; ``lr_g``: 0.002 here.
         w_adv, w_normal, w_identity, w_landmark: loss weights (see :mod:`...losses`).
-        log_interval, ckpt_interval: steps between log lines / checkpoints.
-        seed: master seed.
     """
 
     name: str = "custom"
@@ -78,23 +97,14 @@ class GARTrainConfig:
     aux: dict = field(default_factory=dict)
     encoder: dict = field(default_factory=dict)
     d_channel_max: int = 64
-    batch: int = 8
     steps: int = 3000
-    max_minutes: float | None = None
     encoder_minutes: float = 4.0
     lr_g: float = 0.002
-    lr_d: float = 0.002
-    betas: tuple[float, float] = (0.0, 0.99)
-    r1_gamma: float = 1.0
-    r1_interval: int = 16
     ema_beta: float = 0.995
     w_adv: float = 1.0
     w_normal: float = 1.0
     w_identity: float = 0.1
     w_landmark: float = 10.0
-    log_interval: int = 25
-    ckpt_interval: int = 100
-    seed: int = 0
 
     def data_config(self) -> GARDataConfig:
         return GARDataConfig(**self.data)
@@ -108,21 +118,6 @@ class GARTrainConfig:
     def encoder_config(self) -> EncoderConfig:
         g = self.gen_config()
         return EncoderConfig(**{"resolution": g.resolution, "w_dim": g.w_dim, **self.encoder})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GARTrainConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InvalidInput(f"unknown GARTrainConfig fields {sorted(unknown)}")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
 
 
 CONFIGS: dict[str, GARTrainConfig] = {
@@ -216,32 +211,6 @@ CONFIGS: dict[str, GARTrainConfig] = {
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def _opt_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for idx, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"{prefix}.{idx}.{k}"] = torch.as_tensor(v)
-    return out
-
-
-def _load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in prefixed(tensors, prefix).items():
-        idx, name = k.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-def _ema(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
-    with torch.no_grad():
-        for pe, p in zip(G_ema.parameters(), G.parameters()):
-            pe.lerp_(p, 1 - beta)
-        for be, b in zip(G_ema.buffers(), G.buffers()):
-            be.copy_(b)
 
 
 @dataclass
@@ -345,32 +314,23 @@ def train(
     st = {"aux_step": 0, "step": 0, "enc_step": 0}
     wall, log = 0.0, []
     last, log_path = out_dir / "last", out_dir / "log.jsonl"
+    nets = {"G": G, "G_ema": G_ema, "D": D, "aux": aux, "E": E}
+    opts = {"opt_G": opt_g, "opt_D": opt_d, "opt_aux": opt_a, "opt_E": opt_e}
     if resume and last.with_suffix(".json").is_file():
-        tensors, meta = load_checkpoint(last)
-        for name, net in (("G", G), ("G_ema", G_ema), ("D", D), ("aux", aux), ("E", E)):
-            net.load_state_dict(prefixed(tensors, name))
-        for name, opt in (("opt_G", opt_g), ("opt_D", opt_d), ("opt_aux", opt_a), ("opt_E", opt_e)):
-            _load_opt(opt, tensors, name)
+        tensors, meta = load_training_state(last, nets, opts)
         g.set_state(tensors["rng.data"])
         torch.set_rng_state(tensors["rng.torch"])
         st = {k: int(meta["progress"][k]) for k in st}
         wall = float(meta.get("wall_time_s", 0.0))
-        if log_path.is_file():
-            log = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
+        log = read_log(log_path)
         if progress:
             print(f"resumed at {st} ({wall / 60:.1f} min so far)", flush=True)
-    t_start = time.time()
+    t_start = time.perf_counter()
 
     def minutes() -> float:
-        return (time.time() - t_start) / 60
+        return (time.perf_counter() - t_start) / 60
 
     def save() -> None:
-        tensors: dict[str, torch.Tensor] = {}
-        for name, net in (("G", G), ("G_ema", G_ema), ("D", D), ("aux", aux), ("E", E)):
-            tensors.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
-        for name, opt in (("opt_G", opt_g), ("opt_D", opt_d), ("opt_aux", opt_a), ("opt_E", opt_e)):
-            tensors.update(_opt_tensors(opt, name))
-        tensors["rng.data"], tensors["rng.torch"] = g.get_state(), torch.get_rng_state()
         meta = {
             "kind": "gar",
             "config": cfg.to_dict(),
@@ -380,16 +340,17 @@ def train(
             "step": st["step"],
             "steps_planned": cfg.steps,
             "images_seen": st["step"] * cfg.batch,
-            "wall_time_s": round(wall + time.time() - t_start, 1),
+            "wall_time_s": round(wall + time.perf_counter() - t_start, 1),
             "threads": torch.get_num_threads(),
             "data": {"dir": str(data_dir), "n_real": data.n_real, "n_geom": data.n_geom},
             "last_log": log[-1] if log else None,
         }
-        save_checkpoint(last, tensors, meta)
-        log_path.write_text("".join(json.dumps(e) + "\n" for e in log))
+        rng = {"rng.data": g.get_state(), "rng.torch": torch.get_rng_state()}
+        save_training_state(last, nets, opts, meta, rng)
+        write_log(log_path, log)
 
     def emit(entry: dict) -> None:
-        entry["wall_min"] = round((wall + time.time() - t_start) / 60, 2)
+        entry["wall_min"] = round((wall + time.perf_counter() - t_start) / 60, 2)
         log.append(entry)
         if progress:
             print(json.dumps(entry), flush=True)
@@ -421,58 +382,38 @@ def train(
     # ---------------------------------------------------------------- phase 2: gan
     gan_stop = None if cfg.max_minutes is None else cfg.max_minutes - cfg.encoder_minutes
     B, P = cfg.batch, max(1, cfg.batch // 2)
-    acc = {}
-    dirty = False
-    while st["step"] < cfg.steps and (gan_stop is None or minutes() < gan_stop):
-        t0 = time.time()
-        G.train()
+    loop = TrainingLoop(st["step"], cfg.steps, cfg.log_interval, cfg.ckpt_interval,
+                        None if gan_stop is None else gan_stop * 60, t_start=t_start)  # fmt: skip
+
+    def d_batch():
         idx = torch.randint(0, data.n_real, (B,), generator=g)
         gidx = torch.randint(0, data.n_geom, (B,), generator=g)
         z = torch.randn(B, G.config.z_dim, generator=g)
         with torch.no_grad():
             fake = G(geom["normals_a"][gidx], z)
-        do_r1 = cfg.r1_gamma > 0 and st["step"] % cfg.r1_interval == 0
-        real_in = data.real_images(idx).requires_grad_(do_r1)
-        lr_, lf_ = D(real_in), D(fake)
-        loss_d = d_logistic_loss(lr_, lf_)
-        if do_r1:
-            r1 = r1_penalty(real_in, lr_)
-            loss_d = loss_d + 0.5 * cfg.r1_gamma * cfg.r1_interval * r1
-            acc["r1"] = acc.get("r1", 0.0) + float(r1.detach())
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        D.requires_grad_(False)
+        return data.real_images(idx), None, fake, None
+
+    def g_losses() -> dict[str, torch.Tensor]:
         pidx = torch.randint(0, data.n_geom, (P,), generator=g)
-        ls = gan_losses(G, D, aux, geom, pidx, cfg, g, update_w_avg=0.995)
-        opt_g.zero_grad(set_to_none=True)
-        ls["total"].backward()
-        opt_g.step()
-        D.requires_grad_(True)
-        _ema(G_ema, G, cfg.ema_beta)
-        st["step"] += 1
-        dirty = True
-        for k in ("adv", "normal", "identity", "landmark"):
-            acc[k] = acc.get(k, 0.0) + float(ls[k].detach())
-        acc["loss_d"] = acc.get("loss_d", 0.0) + float(loss_d.detach())
-        acc["d_real"] = acc.get("d_real", 0.0) + float(lr_.detach().mean())
-        acc["d_fake"] = acc.get("d_fake", 0.0) + float(lf_.detach().mean())
-        acc["n"] = acc.get("n", 0.0) + 1
-        acc["step_s"] = acc.get("step_s", 0.0) + time.time() - t0
-        if st["step"] % cfg.log_interval == 0 or st["step"] == cfg.steps:
-            n = acc.pop("n")
-            r1v = acc.pop("r1", None)
-            entry = {"phase": "gan", "step": st["step"], "images": st["step"] * B}
-            entry.update({k: round(v / n, 4) for k, v in acc.items()})
-            if r1v is not None:
-                entry["r1"] = round(r1v, 5)
-            emit(entry)
-            acc = {}
-        if st["step"] % cfg.ckpt_interval == 0:
-            save()
-            dirty = False
-    if dirty:
-        save()
+        return gan_losses(G, D, aux, geom, pidx, cfg, g, update_w_avg=0.995)
+
+    def step_fn(t: int) -> dict[str, float | None]:
+        r1_w = lazy_r1_weight(t, cfg.r1_gamma, cfg.r1_interval)
+        o = adversarial_step(G, D, G_ema, opt_g, opt_d, d_batch, g_losses, r1_w, cfg.ema_beta)
+        st["step"] = t + 1
+        return {**{k: o[k] for k in ("adv", "normal", "identity", "landmark")},
+                "loss_d": o["loss"], "d_real": o["logits_real"].mean(),
+                "d_fake": o["logits_fake"].mean(), "r1": o.get("r1")}  # fmt: skip
+
+    def log_fn(t: int, acc: dict[str, list[float]], saving: bool) -> None:
+        r1v = acc.pop("r1", None)  # summed over the interval (taken every r1_interval steps)
+        entry = {"phase": "gan", "step": t, "images": t * B}
+        entry.update({k: round(sum(v) / len(v), 4) for k, v in acc.items()})
+        if r1v is not None:
+            entry["r1"] = round(sum(r1v), 5)
+        emit(entry)
+
+    loop.run(step_fn, log_fn, lambda t: save())
     # ---------------------------------------------------------------- phase 3: encoder
     if st["enc_step"] < ecfg.steps:
         E.train()
@@ -508,21 +449,18 @@ def train(
 def export_gar(run_dir: str | Path, stem: str | Path) -> Path:
     """Write ``stem.{safetensors,json}`` (``G_ema``, ``D``, ``aux``, ``E``) and
     ``stem.log.jsonl`` from a run's ``last``."""
-    run_dir = Path(run_dir)
-    tensors, meta = load_checkpoint(run_dir / "last")
-    keep = {k: v for k, v in tensors.items() if k.split(".", 1)[0] in ("G_ema", "D", "aux", "E")}
-    meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
-    pr = meta["progress"]
-    meta["status"] = (
-        f"GAN {pr['step']} of {meta['steps_planned']} planned steps"
-        f" ({'complete' if pr['step'] >= meta['steps_planned'] else 'stopped by the time budget'}),"
-        f" aux {pr['aux_step']} steps, encoder {pr['enc_step']} steps"
-    )
-    meta["exported"] = "G_ema, D, aux, E (no optimizer state)"
-    wpath, _ = save_checkpoint(stem, keep, meta)
-    log = (run_dir / "log.jsonl").read_text() if (run_dir / "log.jsonl").is_file() else ""
-    Path(str(stem) + ".log.jsonl").write_text(log)
-    return wpath
+
+    def status(meta: dict) -> str:
+        pr = meta["progress"]
+        done = pr["step"] >= meta["steps_planned"]
+        return (
+            f"GAN {pr['step']} of {meta['steps_planned']} planned steps"
+            f" ({'complete' if done else 'stopped by the time budget'}),"
+            f" aux {pr['aux_step']} steps, encoder {pr['enc_step']} steps"
+        )
+
+    keep = ("G_ema", "D", "aux", "E")
+    return export_run(run_dir, stem, status, keep, "G_ema, D, aux, E (no optimizer state)")
 
 
 def shipped_gar_path() -> Path:
@@ -575,31 +513,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m facelab.methods.gar.train", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--config", default="cpu-32", choices=sorted(CONFIGS))
-    p.add_argument("--out", required=True, help="run directory (checkpoints, log)")
+    add_run_arguments(p, CONFIGS, "cpu-32")
     p.add_argument("--data", default=None, help="data directory (default ~/.cache/facelab/...)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last if it exists")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--export", default=None, help="only export OUT/last to this stem and exit")
-    p.add_argument("--resume-from", default=None, help="seed OUT from an exported checkpoint")
     args = p.parse_args(argv)
     if args.export:
         print(export_gar(args.out, args.export))
         return 0
-    torch.set_num_threads(args.threads)
+    try:
+        set_threads(args.threads)
+    except InvalidInput as e:
+        p.error(str(e))
     if args.resume_from:
         _seed_run(args.resume_from, args.out)
         args.resume = True
-    cfg = copy.deepcopy(CONFIGS[args.config])
-    if args.steps is not None:
-        cfg.steps = args.steps
-    if args.max_minutes is not None:
-        cfg.max_minutes = args.max_minutes
-    if args.seed is not None:
-        cfg.seed = args.seed
+    cfg = config_from_run_args(args, CONFIGS)
     argv_ = argv if argv is not None else sys.argv[1:]
     train(cfg, args.out, args.data, resume=args.resume,
           command=" ".join(["python", "-m", "facelab.methods.gar.train", *argv_]))  # fmt: skip
