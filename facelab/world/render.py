@@ -208,7 +208,7 @@ class WorldRenderer:
     def sample(self, indices: list[int], seed: int) -> WorldBatch:
         """Draw the parameters of samples ``indices`` of the world ``seed`` (each from its own
         per-index generators, so the batch composition does not matter)."""
-        cfg, kn, model = self.config, self.knobs, self.model
+        cfg, model = self.config, self.model
         H = W = cfg.image_size
         plist, scenes, albedos, rough, iris, bgs, noises = [], [], [], [], [], [], []
         gen = self._albedo_generator()
@@ -229,13 +229,23 @@ class WorldRenderer:
             k = int(torch.randint(0, len(IRIS_COLORS), (1,), generator=gh))
             tint = 0.8 + 0.4 * torch.rand(3, generator=gh, dtype=torch.float64)
             iris.append(torch.tensor(IRIS_COLORS[k], dtype=torch.float64) * tint)
-            bg = None
-            if kn.background != "none" and kn.background_mix > 0:
-                bg = sample_background((H, W), gb, kn.background, self._bank)
+            bg, noise = self._background_and_noise(gb, gn, (H, W))
             bgs.append(bg)
-            noises.append(torch.randn(3, H, W, generator=gn) if kn.noise > 0 else None)
+            noises.append(noise)
         tex = gen.render(albedos) if gen is not None else None
         return self._assemble(plist, scenes, tex, rough, iris, bgs, noises, list(indices), seed)
+
+    def _background_and_noise(
+        self, gb: torch.Generator, gn: torch.Generator, size: tuple[int, int]
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """One view's background picture (drawn from ``gb``) and sensor-noise field
+        ``(3, H, W)`` (standard normal, drawn from ``gn``); each ``None`` when its knob is off."""
+        kn = self.knobs
+        bg = None
+        if kn.background != "none" and kn.background_mix > 0:
+            bg = sample_background(size, gb, kn.background, self._bank)
+        noise = torch.randn(3, *size, generator=gn) if kn.noise > 0 else None
+        return bg, noise
 
     def _assemble(
         self, plist, scenes: list[SceneSample], tex, rough, iris, bgs, noises, indices, seed
@@ -302,7 +312,7 @@ class WorldRenderer:
             from ..errors import InvalidInput
 
             raise InvalidInput(f"views must be >= 1, got {views}")
-        cfg, kn = self.config, self.knobs
+        cfg = self.config
         H = W = cfg.image_size
         base = self.sample([index], seed)
         gv = generator_for(seed, index, "views")
@@ -362,11 +372,9 @@ class WorldRenderer:
                 continue
             gb = generator_for(vseed, k, "background")
             gn = generator_for(vseed, k, "sensor")
-            bg = None
-            if kn.background != "none" and kn.background_mix > 0:
-                bg = sample_background((H, W), gb, kn.background, self._bank)
+            bg, noise = self._background_and_noise(gb, gn, (H, W))
             bgs.append(bg)
-            noises.append(torch.randn(3, H, W, generator=gn) if kn.noise > 0 else None)
+            noises.append(noise)
 
         def rep(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.expand(views, *t.shape[1:]).clone()
