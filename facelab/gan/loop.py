@@ -21,7 +21,8 @@ What they share lives here, once:
 - :func:`add_run_arguments` / :func:`config_from_run_args` / :func:`set_threads`: the
   command-line options of a trainer (``--config``, ``--out``, ``--resume``, ``--steps``,
   ``--max-minutes``, ``--seed``, ``--threads``, ``--export``, ``--resume-from``) and
-  :func:`export_run`: a run directory's ``last`` checkpoint as a shippable file;
+  a run directory (``OUT/last.{safetensors,json}`` + ``OUT/log.jsonl``): :func:`save_run`,
+  :func:`resume_run`, and :func:`export_run` (its ``last`` checkpoint as a shippable file);
 - :class:`GANLoopConfig`: the optimisation and bookkeeping fields every trainer's config
   shares (batch, steps, time cap, Adam, R1, intervals, seed), each trainer's config
   dataclass adds its own.
@@ -50,7 +51,13 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInput
-from .checkpoint import JsonConfig, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    JsonConfig,
+    load_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+)
 from .loss import d_logistic_loss, r1_penalty
 
 __all__ = [
@@ -63,6 +70,8 @@ __all__ = [
     "ema_update",
     "export_run",
     "read_log",
+    "resume_run",
+    "save_run",
     "set_threads",
     "write_log",
 ]
@@ -290,6 +299,39 @@ class TrainingLoop:
 
 
 # ------------------------------------------------------------- run directories, command line
+
+
+def save_run(
+    run_dir: str | os.PathLike,
+    nets: dict[str, torch.nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    meta: dict[str, Any],
+    rng: torch.Generator,
+    log: list[dict],
+) -> None:
+    """Write ``run_dir/last`` (:func:`~facelab.gan.checkpoint.save_training_state` of ``nets``,
+    ``opts``, ``meta`` and the RNG states ``rng.data`` (the run's data generator ``rng``) and
+    ``rng.torch``) and ``run_dir/log.jsonl``."""
+    states = {"rng.data": rng.get_state(), "rng.torch": torch.get_rng_state()}
+    save_training_state(Path(run_dir) / "last", nets, opts, meta, states)
+    write_log(Path(run_dir) / "log.jsonl", log)
+
+
+def resume_run(
+    run_dir: str | os.PathLike,
+    nets: dict[str, torch.nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    rng: torch.Generator,
+) -> dict[str, Any] | None:
+    """Load ``run_dir/last`` (written by :func:`save_run`) into ``nets``, ``opts``, ``rng`` and
+    torch's RNG; returns its meta, or None if the run has no checkpoint yet."""
+    last = Path(run_dir) / "last"
+    if not last.with_suffix(".json").is_file():
+        return None
+    tensors, meta = load_training_state(last, nets, opts)
+    rng.set_state(tensors["rng.data"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta
 
 
 def export_run(

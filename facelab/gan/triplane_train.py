@@ -41,12 +41,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInput
 from ..geometry.eg3d import camera_params, mirror_cam2world
-from .checkpoint import (
-    load_checkpoint,
-    load_training_state,
-    prefixed,
-    save_training_state,
-)
+from .checkpoint import load_checkpoint, prefixed
 from .loop import (
     GANLoopConfig,
     TrainingLoop,
@@ -55,8 +50,9 @@ from .loop import (
     config_from_run_args,
     export_run,
     read_log,
+    resume_run,
+    save_run,
     set_threads,
-    write_log,
 )
 from .loss import g_nonsaturating_loss, lazy_r1_weight
 from .triplane import TriplaneConfig, TriplaneGenerator, density_tv_loss, make_discriminator
@@ -233,14 +229,10 @@ def train(
     opts = {"opt_G": opt_g, "opt_D": opt_d}
     g = torch.Generator().manual_seed(cfg.seed)
     step, wall, log = 0, 0.0, []
-    last = out_dir / "last"
-    log_path = out_dir / "log.jsonl"
-    if resume and last.with_suffix(".json").is_file():
-        tensors, meta = load_training_state(last, nets, opts)
-        g.set_state(tensors["rng.data"])
-        torch.set_rng_state(tensors["rng.torch"])
+    meta = resume_run(out_dir, nets, opts, g) if resume else None
+    if meta is not None:
         step, wall = int(meta["step"]), float(meta.get("wall_time_s", 0.0))
-        log = read_log(log_path, upto_step=step)
+        log = read_log(out_dir / "log.jsonl", upto_step=step)
         if progress:
             print(f"resumed at step {step} ({wall / 60:.1f} min so far)", flush=True)
     res = gcfg.out_res
@@ -307,9 +299,7 @@ def train(
             "views_meta": views.meta,
             "last_log": log[-1] if log else None,
         }
-        rng = {"rng.data": g.get_state(), "rng.torch": torch.get_rng_state()}
-        save_training_state(last, nets, opts, meta, rng)
-        write_log(log_path, log)
+        save_run(out_dir, nets, opts, meta, g, log)
 
     loop.run(step_fn, log_fn, save_fn)
     return log[-1] if log else {}

@@ -36,13 +36,7 @@ from pathlib import Path
 import torch
 
 from ...errors import AssetMissing, InvalidInput
-from ...gan.checkpoint import (
-    load_checkpoint,
-    load_training_state,
-    prefixed,
-    save_checkpoint,
-    save_training_state,
-)
+from ...gan.checkpoint import load_checkpoint, prefixed, save_checkpoint
 from ...gan.loop import (
     GANLoopConfig,
     TrainingLoop,
@@ -51,8 +45,9 @@ from ...gan.loop import (
     config_from_run_args,
     export_run,
     read_log,
+    resume_run,
+    save_run,
     set_threads,
-    write_log,
 )
 from ...gan.loss import g_nonsaturating_loss, lazy_r1_weight
 from .aux import AuxConfig, AuxNet, aux_loss
@@ -313,16 +308,13 @@ def train(
     g = torch.Generator().manual_seed(cfg.seed)
     st = {"aux_step": 0, "step": 0, "enc_step": 0}
     wall, log = 0.0, []
-    last, log_path = out_dir / "last", out_dir / "log.jsonl"
     nets = {"G": G, "G_ema": G_ema, "D": D, "aux": aux, "E": E}
     opts = {"opt_G": opt_g, "opt_D": opt_d, "opt_aux": opt_a, "opt_E": opt_e}
-    if resume and last.with_suffix(".json").is_file():
-        tensors, meta = load_training_state(last, nets, opts)
-        g.set_state(tensors["rng.data"])
-        torch.set_rng_state(tensors["rng.torch"])
+    meta = resume_run(out_dir, nets, opts, g) if resume else None
+    if meta is not None:
         st = {k: int(meta["progress"][k]) for k in st}
         wall = float(meta.get("wall_time_s", 0.0))
-        log = read_log(log_path)
+        log = read_log(out_dir / "log.jsonl")
         if progress:
             print(f"resumed at {st} ({wall / 60:.1f} min so far)", flush=True)
     t_start = time.perf_counter()
@@ -345,9 +337,7 @@ def train(
             "data": {"dir": str(data_dir), "n_real": data.n_real, "n_geom": data.n_geom},
             "last_log": log[-1] if log else None,
         }
-        rng = {"rng.data": g.get_state(), "rng.torch": torch.get_rng_state()}
-        save_training_state(last, nets, opts, meta, rng)
-        write_log(log_path, log)
+        save_run(out_dir, nets, opts, meta, g, log)
 
     def emit(entry: dict) -> None:
         entry["wall_min"] = round((wall + time.perf_counter() - t_start) / 60, 2)
