@@ -152,6 +152,24 @@ def test_only_d_training_lowers_its_loss(tmp_path):
     assert res["log"][-1]["loss_g"] > res["log"][0]["loss_g"]  # G cannot answer
 
 
+def test_the_g_step_sends_no_gradient_into_d():
+    G, D, G_ema, opt_g, opt_d = _toy()
+    D_ref = _LinearD(6)
+    D_ref.load_state_dict(D.state_dict())
+    g0 = G.lin.weight.detach().clone()
+    real, z = 1 + 0.1 * torch.randn(4, 1, 6, 1), torch.randn(4, 2)
+    with torch.no_grad():
+        fake = G(z)
+    o = adversarial_step(G, D, G_ema, opt_g, opt_d, lambda: (real, None, fake, None),
+                         lambda: {"total": g_nonsaturating_loss(D(G(z)))}, r1_weight=2.0)  # fmt: skip
+    discriminator_loss(D_ref, real, fake, r1_weight=2.0)["loss"].backward()
+    # D's gradient is its own loss's (with R1) alone; G moved; D is trainable again afterwards
+    torch.testing.assert_close(D.a.grad, D_ref.a.grad)
+    torch.testing.assert_close(D.b.grad, D_ref.b.grad)
+    assert not torch.equal(G.lin.weight, g0) and all(p.requires_grad for p in D.parameters())
+    assert set(o) >= {"loss", "logits_real", "logits_fake", "r1", "total"}
+
+
 def test_loop_logs_and_saves_at_intervals_and_at_the_time_cap():
     calls = []
     loop = TrainingLoop(0, 10, log_interval=2, ckpt_interval=4, max_seconds=None)
