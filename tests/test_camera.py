@@ -15,6 +15,7 @@ from facelab.geometry.camera import (
     ndc_to_pixels,
     perspective_clip,
     pixels_to_ndc,
+    pose_cam2world,
     pose_to_camera,
     project,
     project_depth,
@@ -70,6 +71,23 @@ def test_pose_to_camera_convention():
     rot = torch.tensor([[0.0, math.pi / 2, 0.0]], dtype=D)
     out = pose_to_camera(v[:, 2:], rot, torch.zeros(1, 3, dtype=D))
     assert torch.allclose(out[0, 0], torch.tensor([0.0, 0.0, -1.0], dtype=D), atol=1e-12)
+
+
+def test_pose_cam2world_inverts_pose_to_camera():
+    g = torch.Generator().manual_seed(5)
+    rot = torch.randn(3, 3, generator=g, dtype=D)
+    t = torch.randn(3, 3, generator=g, dtype=D) + torch.tensor([0.0, 0.0, 30.0], dtype=D)
+    x = torch.randn(3, 7, 3, generator=g, dtype=D)
+    T = pose_cam2world(rot, t)
+    assert T.shape == (3, 4, 4) and T.dtype == D
+    cam = pose_to_camera(x, rot, t)
+    back = cam @ T[:, :3, :3].transpose(1, 2) + T[:, None, :3, 3]
+    torch.testing.assert_close(back, x, rtol=0, atol=1e-12)
+    assert torch.equal(T[:, 3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=D).expand(3, 4))
+    # the camera centre in model space: a frontal face at distance 10 is seen from +z
+    c = pose_cam2world(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 10.0]]))
+    assert c.dtype == torch.float32
+    torch.testing.assert_close(c[0, :3, 3], torch.tensor([0.0, 0.0, 10.0]))
 
 
 def test_transform_points_matches_matmul():

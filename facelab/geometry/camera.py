@@ -44,6 +44,7 @@ __all__ = [
     "ndc_to_pixels",
     "perspective_clip",
     "pixels_to_ndc",
+    "pose_cam2world",
     "pose_to_camera",
     "project",
     "project_depth",
@@ -194,6 +195,25 @@ def pose_to_camera(
     if verts_model.shape[0] == M.shape[0] and t.dim() == 2 and t.shape[0] == M.shape[0]:
         return torch.baddbmm(t.unsqueeze(1), verts_model, M.transpose(1, 2))  # one fused op
     return transform_points(verts_model, M, t)
+
+
+def pose_cam2world(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`pose_to_camera` as ``(B, 4, 4)`` camera-to-model transforms:
+    with ``M = R(rotation) diag(1, -1, -1)`` and ``x_cam = M x_model + t``,
+
+    .. math::
+        T = \\begin{pmatrix} M^\\top & -M^\\top t \\\\ 0 & 1 \\end{pmatrix},
+
+    the camera's pose in model space with OpenCV camera axes (what 3D-aware GANs call
+    cam2world). ``rotation (B, 3)`` axis-angle and ``translation (B, 3)``; the result has their
+    dtype and device.
+    """
+    M = axis_angle_to_matrix(rotation) @ flip_yz(rotation)
+    out = rotation.new_zeros(rotation.shape[0], 4, 4)
+    out[:, :3, :3] = M.transpose(1, 2)
+    out[:, :3, 3] = -(M.transpose(1, 2) @ translation.unsqueeze(-1)).squeeze(-1)
+    out[:, 3, 3] = 1
+    return out
 
 
 def look_at(

@@ -39,8 +39,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..geometry.camera import intrinsics, project
-from ..geometry.conventions import flip_yz
+from ..geometry.camera import intrinsics, pose_cam2world, project
 from ..geometry.mesh import vertex_normals
 from ..geometry.rotation import (
     axis_angle_to_matrix,
@@ -527,7 +526,7 @@ class WorldRenderer:
             "landmarks3d": lm3,
             "landmarks_visible": visible,
             "K": K,
-            "cam2world": _cam2world(P.rotation, P.translation),
+            "cam2world": pose_cam2world(P.rotation, P.translation),
             "identity": P.identity,
             "expression": P.expression,
             "rotation": P.rotation,
@@ -798,18 +797,6 @@ class WorldRenderer:
                 m = fmask.gather(1, r * W + c)
                 vis |= m & ((d - lm3[..., 2]).abs() < tol)
         return vis & inside
-
-
-def _cam2world(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """``(B, 4, 4)`` camera-to-model transforms: the inverse of ``x_cam = M x_model + t`` with
-    ``M = R(rotation) diag(1, -1, -1)``, i.e. ``[[M^T, -M^T t], [0, 1]]`` (the camera's pose in
-    model space, OpenCV camera axes — what 3D-aware GANs call cam2world)."""
-    M = axis_angle_to_matrix(rotation) @ flip_yz(rotation)
-    out = rotation.new_zeros(rotation.shape[0], 4, 4)
-    out[:, :3, :3] = M.transpose(1, 2)
-    out[:, :3, 3] = -(M.transpose(1, 2) @ translation.unsqueeze(-1)).squeeze(-1)
-    out[:, 3, 3] = 1
-    return out
 
 
 def _sample_uv(tex: torch.Tensor, uv: torch.Tensor, bidx: torch.Tensor) -> torch.Tensor:

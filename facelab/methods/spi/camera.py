@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import InvalidInput
+from ...geometry.camera import pose_cam2world
 from ...geometry.conventions import flip_yz
 from ...geometry.eg3d import (
     EG3D_LOOKAT,
@@ -108,17 +109,6 @@ def face_frame(model) -> tuple[torch.Tensor, float]:
     c = (lm.amin(0) + lm.amax(0)) / 2
     c[2] = lm[:, 2].mean()
     return c, float((lm[16] - lm[0]).norm()) * 1.15
-
-
-def pose_cam2world(rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
-    """``(B, 4, 4)`` camera-to-model transforms of a fitted pose (``x_cam = M x + t`` with
-    ``M = R(rotation) diag(1, -1, -1)``): ``[[M^T, -M^T t], [0, 1]]``."""
-    M = axis_angle_to_matrix(rotation) @ flip_yz(rotation)
-    out = torch.zeros(rotation.shape[0], 4, 4, dtype=rotation.dtype, device=rotation.device)
-    out[:, :3, :3] = M.transpose(1, 2)
-    out[:, :3, 3] = -(M.transpose(1, 2) @ translation.unsqueeze(-1)).squeeze(-1)
-    out[:, 3, 3] = 1
-    return out
 
 
 def eg3d_camera_from_pose(
