@@ -48,12 +48,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import InvalidInput
 from .config import WorldConfig
+
+if TYPE_CHECKING:
+    from .render import WorldBatch
 
 SAMPLE_KEYS = (
     "image", "mask", "mask_face", "mask_skin", "depth", "normals", "vertices", "landmarks2d",
@@ -129,9 +133,12 @@ class WorldDataset(Dataset):
         return i % self.length
 
     def _render(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        r = self.renderer
-        batch = r.sample(indices, self.seed)
-        out = r.render(batch)
+        return self._render_batch(self.renderer.sample(indices, self.seed))
+
+    def _render_batch(self, batch: WorldBatch) -> dict[str, torch.Tensor]:
+        """Render a sampled :class:`~facelab.world.render.WorldBatch`, with its
+        ``albedo_texture`` when the dataset includes albedo."""
+        out = self.renderer.render(batch)
         if self.include_albedo and batch.albedo is not None:
             out["albedo_texture"] = batch.albedo
         return out
@@ -155,12 +162,9 @@ class WorldDataset(Dataset):
     def multiview(self, i: int, views: int | None = None) -> dict[str, torch.Tensor]:
         """Sample ``i`` seen by ``views`` cameras: every tensor has a leading view dim."""
         i = self._check(i)
-        r = self.renderer
-        batch = r.sample_views(i, self.seed, views or max(self.views, 2))
-        out = r.render(batch)
-        if self.include_albedo and batch.albedo is not None:
-            out["albedo_texture"] = batch.albedo
-        return out
+        return self._render_batch(
+            self.renderer.sample_views(i, self.seed, views or max(self.views, 2))
+        )
 
     def cache(self, directory: str | Path, shard_size: int = 256, progress: bool = True):
         """Render this world once into ``directory`` (skipped if already complete) and return
