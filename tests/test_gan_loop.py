@@ -15,6 +15,7 @@ from facelab.gan.loop import (
     adversarial_step,
     discriminator_loss,
     ema_update,
+    gradient_step,
     read_log,
     write_log,
 )
@@ -63,6 +64,26 @@ def test_discriminator_loss_and_lazy_r1_on_a_linear_d():
     assert D.a.grad is not None and D.a.grad.abs().sum() > 0
     assert [lazy_r1_weight(t, 2.0, 4) for t in range(6)] == [4.0, 0, 0, 0, 4.0, 0]
     assert lazy_r1_weight(0, 0.0, 4) == 0 and lazy_r1_weight(0, 1.0, 0) == 0
+
+
+def test_gradient_step_over_micro_batches_equals_the_whole_batch():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8)
+    nets = [torch.nn.Linear(3, 1) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+
+    def mse(net, i):
+        return (net(x[i]).squeeze(-1) - y[i]).square().mean()
+
+    synced, w0 = [], nets[0].weight.detach().clone()
+    whole = gradient_step(opts[0], [mse(nets[0], slice(None))])
+    halves = gradient_step(opts[1], (mse(nets[1], slice(h, h + 4)) for h in (0, 4)), accum=2,
+                           sync=lambda: synced.append(nets[1].weight.grad.clone()))  # fmt: skip
+    assert len(whole) == 1 and len(halves) == 2 and not halves[0].requires_grad
+    torch.testing.assert_close((halves[0] + halves[1]) / 2, whole[0])
+    torch.testing.assert_close(nets[1].weight, nets[0].weight)  # the same step
+    assert len(synced) == 1 and not torch.equal(nets[0].weight, w0)  # it moved
 
 
 def test_ema_update_is_the_formula_and_copies_buffers():

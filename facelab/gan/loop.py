@@ -8,6 +8,8 @@ What they share lives here, once:
   forward pass,
   ``L_D = softplus(D(x_fake)) + softplus(-D(x_real)) + w_R1 ||grad_x D(x_real)||^2``
   with ``w_R1 = k gamma / 2`` every ``k`` steps (:func:`facelab.gan.loss.lazy_r1_weight`);
+- :func:`gradient_step`: one optimiser step on a loss given as micro-batch terms (each
+  back-propagated as it comes, the gradients synchronised, e.g. averaged over processes);
 - :func:`adversarial_step`: one D update, one G update, the EMA update; the trainer says
   what differs through two hooks: ``d_batch()`` (the real images and the detached fakes, with
   their conditioning: cameras for the tri-plane GAN, none for GAR) and ``g_losses()`` (the
@@ -32,8 +34,9 @@ Checkpoints (networks, optimizers, RNG states, meta) are
 :func:`~facelab.gan.checkpoint.load_training_state`.
 
 The texture GAN's step is StyleGAN2's (G first, the D phase reusing its images, micro-batches,
-gradients averaged over processes, augmentation with its own seeded generators): it uses
-:class:`TrainingLoop`, :func:`ema_update` and the losses, and keeps its own step function.
+gradients averaged over processes, R1 in a pass of its own with its own augmentation): it
+is built from :func:`gradient_step`, :func:`discriminator_loss` and :func:`ema_update`
+in that order, inside :class:`TrainingLoop`.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,7 @@ __all__ = [
     "discriminator_loss",
     "ema_update",
     "export_run",
+    "gradient_step",
     "read_log",
     "resume_run",
     "save_run",
@@ -144,6 +148,27 @@ def discriminator_loss(
     return out
 
 
+def gradient_step(
+    opt: torch.optim.Optimizer,
+    losses: Iterable[torch.Tensor],
+    accum: int = 1,
+    sync: Callable[[], None] | None = None,
+) -> list[torch.Tensor]:
+    """One step of ``opt`` on ``L = sum_k L_k / accum``: each term ``L_k`` of ``losses`` (a
+    micro-batch's loss; an iterator may build them one at a time) is back-propagated as it
+    comes, then ``sync()`` (e.g. averaging the gradients over processes) and ``opt.step()``.
+    Returns the terms, detached."""
+    opt.zero_grad(set_to_none=True)
+    out = []
+    for loss in losses:
+        (loss / accum).backward()
+        out.append(loss.detach())
+    if sync is not None:
+        sync()
+    opt.step()
+    return out
+
+
 def adversarial_step(
     G: torch.nn.Module,
     D: torch.nn.Module,
@@ -168,14 +193,10 @@ def adversarial_step(
     G.train()
     real, c_real, fake, c_fake = d_batch()
     d = discriminator_loss(D, real, fake, r1_weight, c_real, c_fake)
-    opt_d.zero_grad(set_to_none=True)
-    d["loss"].backward()
-    opt_d.step()
+    gradient_step(opt_d, [d["loss"]])
     D.requires_grad_(False)
     g = g_losses()
-    opt_g.zero_grad(set_to_none=True)
-    g["total"].backward()
-    opt_g.step()
+    gradient_step(opt_g, [g["total"]])
     D.requires_grad_(True)
     ema_update(G_ema, G, ema_beta)
     return {k: v.detach() for k, v in {**d, **g}.items()}

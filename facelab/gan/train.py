@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import itertools
 import json
 import os
 import shlex
@@ -64,6 +65,7 @@ from .loop import (
     TrainingLoop,
     discriminator_loss,
     ema_update,
+    gradient_step,
     read_log,
     set_threads,
     write_log,
@@ -429,45 +431,41 @@ def train(
         # ---- G phase
         G.requires_grad_(True)
         D.requires_grad_(False)
-        opt_g.zero_grad(set_to_none=True)
-        lg = 0.0
         fakes = []
-        for k in ks:
-            img, g = fake(step, "G", k, cfg.micro_batch)
-            fakes.append(img.detach())
-            logits = D(augment(img, aug_cfg, g))
-            loss = g_nonsaturating_loss(logits)
-            (loss / accum).backward()
-            lg += float(loss.detach()) / accum
-        _allreduce_grads(G, world)
-        opt_g.step()
-        # ---- D phase
+
+        def g_terms():
+            for k in ks:
+                img, g = fake(step, "G", k, cfg.micro_batch)
+                fakes.append(img.detach())
+                yield g_nonsaturating_loss(D(augment(img, aug_cfg, g)))
+
+        lg = gradient_step(opt_g, g_terms(), accum, lambda: _allreduce_grads(G, world))
+        # ---- D phase, on the G phase's images (one G forward per step)
         G.requires_grad_(False)
         D.requires_grad_(True)
-        opt_d.zero_grad(set_to_none=True)
-        ld = dr = df = 0.0
-        for k, img in zip(ks, fakes):  # the G phase's images, reused (one G forward per step)
-            g = _gen(cfg.seed, step, "D", k)
-            real = resize(batch_data(step, k), res)
-            img = augment(img, aug_cfg, g)  # fakes first: the order of the draws from g
-            d = discriminator_loss(D, augment(real, aug_cfg, g), img)
-            (d["loss"] / accum).backward()
-            ld += float(d["loss"].detach()) / accum
-            dr += float(d["logits_real"].detach().mean()) / accum
-            df += float(d["logits_fake"].detach().mean()) / accum
-        r1v = None
+        d_out: list[dict[str, torch.Tensor]] = []
+        r1v: list[float] = []
         r1_w = lazy_r1_weight(step, cfg.r1_gamma, cfg.r1_interval)
-        if r1_w > 0:  # a pass of its own: the reals augmented with their own draws
-            r1v = 0.0
-            for k in ks:
+
+        def d_terms():
+            for k, img in zip(ks, fakes):
+                g = _gen(cfg.seed, step, "D", k)
+                real = resize(batch_data(step, k), res)
+                img = augment(img, aug_cfg, g)  # fakes first: the order of the draws from g
+                d = discriminator_loss(D, augment(real, aug_cfg, g), img)
+                d_out.append({n: v.detach() for n, v in d.items()})
+                yield d["loss"]
+
+        def r1_terms():  # a pass of its own: the reals augmented with their own draws
+            for k in ks if r1_w > 0 else []:
                 g = _gen(cfg.seed, step, "R1", k)
                 real = resize(batch_data(step, k), res).detach().requires_grad_(True)
-                rl = D(augment(real, aug_cfg, g))
-                pen = r1_penalty(real, rl)
-                (pen * r1_w / accum).backward()
-                r1v += float(pen.detach()) / accum
-        _allreduce_grads(D, world)
-        opt_d.step()
+                pen = r1_penalty(real, D(augment(real, aug_cfg, g)))
+                r1v.append(float(pen.detach()))
+                yield pen * r1_w
+
+        terms = itertools.chain(d_terms(), r1_terms())
+        gradient_step(opt_d, terms, accum, lambda: _allreduce_grads(D, world))
         # ---- w_avg (identical on all ranks) and EMA
         with torch.no_grad():
             gz = _gen(cfg.seed, step, "wavg")
@@ -477,7 +475,14 @@ def train(
         if cfg.ema_rampup is not None:
             ema_nimg = min(ema_nimg, (nimg + cfg.batch) * cfg.ema_rampup)
         ema_update(G_ema, G, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
-        return {"loss_G": lg, "loss_D": ld, "D_real": dr, "D_fake": df, "r1": r1v}
+
+        def mean(xs) -> float:  # over the micro-batches (of this process)
+            return sum(float(x) / accum for x in xs)
+
+        return {"loss_G": mean(lg), "loss_D": mean(d["loss"] for d in d_out),
+                "D_real": mean(d["logits_real"].mean() for d in d_out),
+                "D_fake": mean(d["logits_fake"].mean() for d in d_out),
+                "r1": mean(r1v) if r1v else None}  # fmt: skip
 
     def log_fn(t: int, acc: dict[str, list[float]], saving: bool) -> None:
         sec = acc.pop("step_s")
