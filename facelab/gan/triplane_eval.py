@@ -35,6 +35,7 @@ from .triplane import TriplaneGenerator
 __all__ = [
     "depth_stats",
     "extract_mesh",
+    "extract_mesh_ws",
     "generator_consistency",
     "kid_dlib",
     "orbit_cameras",
@@ -86,22 +87,35 @@ def extract_mesh(
     psi: float = 0.7,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """``(verts (V, 3), faces (F, 3), level)`` of the ``sigma = level`` iso-surface in the box
-    (``level`` moves to the middle of the density range if the field never crosses it)."""
-    from skimage.measure import marching_cubes
-
+    for the latent ``z`` (truncation ``psi``, frontal conditioning camera); see
+    :func:`extract_mesh_ws`."""
     c = orbit_cameras([0.0], 0.0, z)
     w = G.mapping(z, c, psi)
-    planes = G.planes(w[:, None].expand(-1, G.num_ws, -1), "const")
+    return extract_mesh_ws(G, w[:, None].expand(-1, G.num_ws, -1), resolution, level)
+
+
+@torch.no_grad()
+def extract_mesh_ws(
+    G: TriplaneGenerator, ws: torch.Tensor, resolution: int = 48, level: float = 10.0
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``(verts (V, 3), faces (F, 3), level)``: marching cubes (scikit-image) of the density of
+    the tri-planes of ``ws (1, num_ws, w_dim)``, sampled at the centres of a ``resolution^3``
+    grid over the box ``[-b/2, b/2]^3`` (``b = box_warp``), at the iso-level ``sigma = level``
+    (moved to the middle of the density range if the field never crosses it). Vertices are in
+    the box's coordinates, in the planes' dtype."""
+    from skimage.measure import marching_cubes
+
+    planes = G.planes(ws, "const")
     b = G.config.box_warp
-    s = (torch.arange(resolution, dtype=z.dtype) + 0.5) / resolution * b - b / 2
-    X, Y, Zg = torch.meshgrid(s, s, s, indexing="ij")
-    pts = torch.stack([X, Y, Zg], -1).reshape(1, -1, 3)
+    s = (torch.arange(resolution, dtype=planes.dtype) + 0.5) / resolution * b - b / 2
+    X, Y, Z = torch.meshgrid(s, s, s, indexing="ij")
+    pts = torch.stack([X, Y, Z], -1).reshape(1, -1, 3)
     sigma = torch.cat([G.field(planes)(p, p)[0] for p in pts.split(32768, dim=1)], 1)
-    vol = sigma.reshape(resolution, resolution, resolution).numpy()
+    vol = sigma.reshape(resolution, resolution, resolution).cpu().numpy()
     if not (vol.min() < level < vol.max()):
         level = float(0.5 * (vol.min() + vol.max()))
     verts, faces, _, _ = marching_cubes(vol, level=level, spacing=(b / resolution,) * 3)
-    verts = torch.as_tensor(verts.copy(), dtype=z.dtype) - b / 2 + b / (2 * resolution)
+    verts = torch.as_tensor(verts.copy(), dtype=planes.dtype) - b / 2 + b / (2 * resolution)
     return verts, torch.as_tensor(faces.copy(), dtype=torch.long), float(level)
 
 

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from ...errors import InvalidInput
+from ...gan.triplane_eval import extract_mesh_ws  # re-exported: the inverted face's mesh
 from ...geometry.eg3d import (
     EG3D_LOOKAT,
     camera_params,
@@ -563,25 +564,3 @@ def invert3d(
 def variant(config: SPIConfig, **changes) -> SPIConfig:
     """``config`` with ``changes`` (for ablations)."""
     return replace(config, **changes)
-
-
-@torch.no_grad()
-def extract_mesh_ws(
-    G, ws: torch.Tensor, resolution: int = 48, level: float = 10.0
-) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """``(verts (V, 3), faces (F, 3), level)``: marching cubes of the inverted face's density
-    (as :func:`facelab.gan.triplane_eval.extract_mesh`, for a latent ``ws`` instead of ``z``)."""
-    from skimage.measure import marching_cubes
-
-    planes = G.planes(ws, "const")
-    b = G.config.box_warp
-    s = (torch.arange(resolution, dtype=planes.dtype) + 0.5) / resolution * b - b / 2
-    X, Y, Z = torch.meshgrid(s, s, s, indexing="ij")
-    pts = torch.stack([X, Y, Z], -1).reshape(1, -1, 3)
-    sigma = torch.cat([G.field(planes)(p, p)[0] for p in pts.split(32768, dim=1)], 1)
-    vol = sigma.reshape(resolution, resolution, resolution).cpu().numpy()
-    if not (vol.min() < level < vol.max()):
-        level = float(0.5 * (vol.min() + vol.max()))
-    verts, faces, _, _ = marching_cubes(vol, level=level, spacing=(b / resolution,) * 3)
-    verts = torch.as_tensor(verts.copy(), dtype=planes.dtype) - b / 2 + b / (2 * resolution)
-    return verts, torch.as_tensor(faces.copy(), dtype=torch.long), float(level)
