@@ -245,6 +245,32 @@ def _progress(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
 
+def _photo_and_mirror(
+    images: torch.Tensor,
+    photo: torch.Tensor,
+    cfg: SPIConfig,
+    mirror_w: float | None,
+    conflict: torch.Tensor | None,
+    distance: nn.Module | None,
+    hist: dict[str, list[float]],
+) -> torch.Tensor:
+    """The terms both stages share, on renders ``images (K, 3, R, R)`` whose view 0 is the
+    photo's camera and view 1 its mirror: ``L_rec(images[0], photo)`` plus, unless
+    ``mirror_w`` is None (no mirror view), ``L_mirror(images[1], photo)`` weighted
+    ``cfg.mirror * mirror_w`` (``conflict``: the conflict mask or None). Appends each value to
+    ``hist``."""
+    rec = reconstruction_loss(images[:1], photo, cfg.perceptual, distance)
+    loss = rec
+    hist["reconstruction"].append(float(rec.detach()))
+    if mirror_w is not None:
+        mir = mirror_loss(
+            images[1:2], photo, cfg.mirror * mirror_w, conflict, cfg.perceptual, distance
+        )
+        loss = loss + mir
+        hist["mirror"].append(float(mir.detach()))
+    return loss
+
+
 def invert_latent(
     G,
     photo: torch.Tensor,
@@ -284,15 +310,8 @@ def invert_latent(
         wn = w + noise
         ws = wn[:, None].expand(-1, n_ws, -1) if cfg.space == "w" else wn
         out = render_views(G, ws, cams)
-        rec = reconstruction_loss(out["image"][:1], photo, cfg.perceptual, distance)
-        loss = rec
-        hist["reconstruction"].append(float(rec.detach()))
-        if use_mirror:
-            mir = mirror_loss(
-                out["image"][1:], photo, cfg.mirror * mw, None, cfg.perceptual, distance
-            )
-            loss = loss + mir
-            hist["mirror"].append(float(mir.detach()))
+        loss = _photo_and_mirror(out["image"], photo, cfg, mw if use_mirror else None, None,
+                                 distance, hist)  # fmt: skip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -473,17 +492,9 @@ def pivotal_tuning(
             far = int(torch.randint(fcams.shape[0], (1,), generator=g))
             cams.append(fcams[far : far + 1])
         out = render_views(Gt, ws, torch.cat(cams))
-        k = 1
-        rec = reconstruction_loss(out["image"][:1], photo, cfg.perceptual, distance)
-        loss = rec
-        hist["reconstruction"].append(float(rec.detach()))
-        if use_mirror:
-            mir = mirror_loss(
-                out["image"][1:2], photo, cfg.mirror * mw, conflict, cfg.perceptual, distance
-            )
-            loss = loss + mir
-            hist["mirror"].append(float(mir.detach()))
-            k = 2
+        loss = _photo_and_mirror(out["image"], photo, cfg, mw if use_mirror else None, conflict,
+                                 distance, hist)  # fmt: skip
+        k = 2 if use_mirror else 1
         if lab is not None:
             wl = cfg.warp * warp_loss(out["image"][k : k + 1], lab.label, lab.valid)
             loss = loss + wl
