@@ -34,9 +34,10 @@ Checkpoints (networks, optimizers, RNG states, meta) are
 :func:`~facelab.gan.checkpoint.load_training_state`.
 
 The texture GAN's step is StyleGAN2's (G first, the D phase reusing its images, micro-batches,
-gradients averaged over processes, R1 in a pass of its own with its own augmentation): it
-is built from :func:`gradient_step`, :func:`discriminator_loss` and :func:`ema_update`
-in that order, inside :class:`TrainingLoop`.
+gradients averaged over processes, R1 in a pass of its own with its own augmentation), so
+it does not call :func:`adversarial_step`; it is built from the same pieces
+(:func:`gradient_step`, :func:`discriminator_loss`, :func:`ema_update`) inside
+:class:`TrainingLoop`.
 """
 
 from __future__ import annotations

@@ -372,12 +372,26 @@ class MappingNetwork(nn.Module):
         return w
 
 
-class _ChannelRule(JsonConfig):
-    """The channel rule of :class:`GeneratorConfig` and :class:`DiscriminatorConfig`."""
+class _Layout(JsonConfig):
+    """What :class:`GeneratorConfig` and :class:`DiscriminatorConfig` share: the resolution
+    and architecture check and the channel rule (fields declared by the dataclasses)."""
 
+    resolution: int
+    architecture: str
     channels: dict[int, int]
     channel_base: int
     channel_max: int
+
+    def _check(self, architectures: tuple[str, ...]) -> None:
+        """Validate ``resolution`` (a power of two >= 8) and ``architecture``; ``channels``
+        keys and values to ``int``."""
+        r = self.resolution
+        if r < 8 or r & (r - 1):
+            raise InvalidInput(f"resolution must be a power of two >= 8, got {r}")
+        if self.architecture not in architectures:
+            names = " or ".join(repr(a) for a in architectures)
+            raise InvalidInput(f"architecture must be {names}, got {self.architecture!r}")
+        self.channels = {int(k): int(v) for k, v in self.channels.items()}
 
     def ch(self, res: int) -> int:
         """Channels at resolution ``res``: ``channels[res]`` if given, else
@@ -385,19 +399,8 @@ class _ChannelRule(JsonConfig):
         return self.channels.get(res, max(1, min(self.channel_max, self.channel_base // res)))
 
 
-def _check_layout(cfg, architectures: tuple[str, ...]) -> None:
-    """Validate a network config's resolution and architecture; ``channels`` keys to ``int``."""
-    r = cfg.resolution
-    if r < 8 or r & (r - 1):
-        raise InvalidInput(f"resolution must be a power of two >= 8, got {r}")
-    if cfg.architecture not in architectures:
-        names = " or ".join(repr(a) for a in architectures)
-        raise InvalidInput(f"architecture must be {names}, got {cfg.architecture!r}")
-    cfg.channels = {int(k): int(v) for k, v in cfg.channels.items()}
-
-
 @dataclass
-class GeneratorConfig(_ChannelRule):
+class GeneratorConfig(_Layout):
     """Shape of a :class:`Generator` (all the information needed to rebuild it).
 
     Attributes:
@@ -433,7 +436,7 @@ class GeneratorConfig(_ChannelRule):
     rgb_init: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_layout(self, ("skip", "progressive"))
+        self._check(("skip", "progressive"))
 
 
 class Generator(nn.Module):
@@ -608,7 +611,7 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 @dataclass
-class DiscriminatorConfig(_ChannelRule):
+class DiscriminatorConfig(_Layout):
     """Shape of a :class:`Discriminator` (same channel rule as :class:`GeneratorConfig`)."""
 
     resolution: int = 64
@@ -622,7 +625,7 @@ class DiscriminatorConfig(_ChannelRule):
     map_channels: int = 0
 
     def __post_init__(self) -> None:
-        _check_layout(self, ("resnet", "progressive"))
+        self._check(("resnet", "progressive"))
 
 
 class DBlock(nn.Module):
