@@ -51,10 +51,13 @@ def fast_mode(fast: bool | None = None) -> bool:
     return os.environ.get("FACELAB_FAST", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _fit_config(config: FitConfig | None, fast: bool | None, progress: bool | None) -> FitConfig:
-    """The photometric config :func:`fit` and :func:`~facelab.fit.multi.fit_multi` run: FAST
-    mode (:func:`fast_mode`: 128-px crop, short schedule) and ``progress`` applied."""
-    cfg = config or FitConfig()
+def _fit_config(
+    config: Any, fast: bool | None, progress: bool | None, kind: type = FitConfig
+) -> Any:
+    """The config a fit runs (:func:`fit`, :func:`~facelab.fit.multi.fit_multi`, GANFit's
+    ``fit_multi`` with ``kind=GanFitConfig``): ``config`` or ``kind()``, with FAST mode
+    (:func:`fast_mode`: a crop of at most 128 px, the short schedule) and ``progress`` applied."""
+    cfg = config or kind()
     if fast_mode(fast):
         cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
     if progress is not None:

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ...errors import InvalidInput
-from ...fit.api import _resolve_model, crop_face, fast_mode, package_result, prepare_photo
+from ...fit.api import _fit_config, _resolve_model, crop_face, package_result, prepare_photo
 from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
 from ...fit.optimize import run_stages
 from ...fit.photometric import estimate_light, skin_vertex_mask
@@ -498,11 +498,7 @@ def fit_multi(
         raise InvalidInput("fit_multi needs at least one photo")
     if landmarks is not None and len(landmarks) != len(photos):
         raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
-    cfg = config or GanFitConfig()
-    if fast_mode(fast):
-        cfg = replace(cfg, fast=True, resolution=min(cfg.resolution, 128))
-    if progress is not None:
-        cfg = replace(cfg, progress=progress)
+    cfg = _fit_config(config, fast, progress, GanFitConfig)
     preps = [
         prepare_photo(
             ph,
