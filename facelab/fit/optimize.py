@@ -203,4 +203,4 @@ def run_stages(
     return run
 
 
-__all__ = ["StageRun", "lr_factor", "run_stages"]
+__all__ = ["StageLike", "StageRun", "lr_factor", "run_stages"]
