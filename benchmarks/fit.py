@@ -22,7 +22,10 @@
   detector's measured offsets and weights (:mod:`facelab.fit.calibration`), stage 1 only;
 - ``detect+photometric``: the same + the photometric stage (``facelab fit``) -- the headline;
 - ``oracle+photometric``: the image's EXACT 2D landmarks (projections of the model's fixed
-  landmark vertices, so ``contour=False``) -- what a perfect detector would give.
+  landmark vertices, so ``contour=False``) -- what a perfect detector would give;
+- ``... [B]``: with ``--compare-calibration FILE``, the two detector rows again with the
+  calibration in ``FILE`` (e.g. a new 3D landmark embedding) on the same detections: before
+  and after in one run.
 
 A face the detector misses is a failure: its error counts as infinite in the medians (the
 ``det %`` column gives the detection rate) -- it is never skipped.
@@ -58,6 +61,8 @@ import torch
 
 BINS = ((0.0, 20.0), (20.0, 45.0), (45.0, 70.0))
 ROWS = ("mean face", "detect+landmarks", "detect+photometric", "oracle+photometric")
+#: rows of ``--compare-calibration FILE``: the detector rows again with that calibration
+COMPARE_ROWS = ("detect+landmarks [B]", "detect+photometric [B]")
 NOW = (36, 39, 42, 45, 30, 48, 54)  # facelab.metrics.NOW_LANDMARKS_IBUG
 INNER = slice(17, 68)  # the 51 inner landmarks (no jaw)
 BLENDER_DIR = Path(__file__).resolve().parent / "data" / "blender_eval"
@@ -197,6 +202,13 @@ def evaluate(faces: list[dict], model, args, log_name: str = "") -> list[dict]:
     dets = detect_all(faces, args.detector)
     # the landmarks are passed in (detected above), so name the detector's calibration
     cal = None if args.calibration is None else load_calibration(args.detector, model.name)
+    cal_b = None
+    if getattr(args, "compare_calibration", None):
+        from facelab.fit.calibration import LandmarkCalibration
+
+        cal_b = LandmarkCalibration.from_json(
+            json.loads(Path(args.compare_calibration).read_text())
+        )
     oracle_cfg = LandmarkFitConfig(contour=False)
     rows = []
     for n, (f, d) in enumerate(zip(faces, dets)):
@@ -214,8 +226,18 @@ def evaluate(faces: list[dict], model, args, log_name: str = "") -> list[dict]:
             row["seconds"] = f["detect_seconds"] + time.perf_counter() - t0
             row["detect+photometric"] = face_s2m(f, r.vertices, model)
             row["inner_nme_percent"] = 100 * inner_nme(r.projected_landmarks, d)
+            if cal_b is not None:
+                r = fit(f["image"], model=model, landmarks=d, photometric=False,
+                        landmark_config=landmark_config(), calibration=cal_b,
+                        progress=False)  # fmt: skip
+                row[COMPARE_ROWS[0]] = face_s2m(f, r.vertices, model)
+                r = fit(f["image"], model=model, landmarks=d, landmark_config=landmark_config(),
+                        calibration=cal_b, fast=args.fast, progress=False)  # fmt: skip
+                row[COMPARE_ROWS[1]] = face_s2m(f, r.vertices, model)
         else:
             row["detect+landmarks"] = row["detect+photometric"] = None
+            if cal_b is not None:
+                row[COMPARE_ROWS[0]] = row[COMPARE_ROWS[1]] = None
         if not args.no_oracle:
             r = fit(f["image"], model=model, landmarks=f["exact"], landmark_config=oracle_cfg,
                     fast=args.fast, progress=False)  # fmt: skip
@@ -224,7 +246,7 @@ def evaluate(faces: list[dict], model, args, log_name: str = "") -> list[dict]:
         if not args.json:
             cells = ", ".join(
                 f"{m} {row[m]:.2f}" if row.get(m) is not None else f"{m} MISS"
-                for m in ROWS
+                for m in ROWS + COMPARE_ROWS
                 if m in row
             )
             print(f"  {log_name} [{n + 1}/{len(faces)}] {f['name']} yaw {f['yaw']:+6.1f}: "
@@ -251,7 +273,7 @@ def summarize(rows: list[dict], set_name: str) -> list[dict]:
         floor = median_with_failures([r["mean face"] for r in rs])
         det = sum(r["detected"] for r in rs) / len(rs)
         secs = [r["seconds"] for r in rs if "seconds" in r]
-        for m in ROWS:
+        for m in ROWS + COMPARE_ROWS:
             if not any(m in r for r in rs):
                 continue
             med = median_with_failures([r.get(m) for r in rs])
@@ -375,6 +397,7 @@ def run(args) -> dict:
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     meta = {"realism": args.realism, "size": args.size, "seed": args.seed,
             "per_bin": args.per_bin, "fast": args.fast, "detector": args.detector,
+            "compare_calibration": getattr(args, "compare_calibration", None),
             "threads": torch.get_num_threads(), "load_average": load_avg,
             "seconds": time.perf_counter() - t_all}  # fmt: skip
     return {"meta": meta, "summary": summary, "rows": rows, "photos": photos,
@@ -392,6 +415,8 @@ def parse_args(argv=None):
     ap.add_argument("--detector", default="auto", help="facelab.vision.get_detector name")
     ap.add_argument("--no-calibration", dest="calibration", action="store_const", const=None,
                     default="auto", help="trust detected points as the model's vertices")  # fmt: skip
+    ap.add_argument("--compare-calibration", default=None, metavar="FILE",
+                    help="also run the detector rows with this calibration JSON ([B] rows)")  # fmt: skip
     ap.add_argument("--no-oracle", action="store_true", help="skip the exact-landmark row")
     ap.add_argument("--realism", type=float, default=1.0, help="world realism (domain gap)")
     ap.add_argument("--size", type=int, default=256, help="world image size")

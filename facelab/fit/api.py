@@ -33,6 +33,7 @@ from ..geometry.camera import intrinsics, project
 from ..geometry.rotation import axis_angle_to_matrix, matrix_to_yaw_pitch_roll
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
+from .calibration import LandmarkEmbedding
 from .landmarks import LandmarkFitConfig, fit_landmarks
 from .photometric import FitConfig, fit_photometric, linear_to_srgb
 from .render import render_face
@@ -130,6 +131,9 @@ class PreparedPhoto:
         target: ``(68, 2)`` the landmarks the fit aims at: ``landmarks`` with the
             calibration's offsets removed (``landmarks`` without a calibration).
         weights: ``(68,)`` the calibration's per-point weights, or None.
+        embedding: the calibration's 3D landmark embedding when the caller asked for it
+            (``use_embedding``) and it has one (then ``target`` is ``landmarks`` as they are:
+            the fit projects the embedding's points instead of the landmark vertices).
         source: the photo's name in messages.
         detected: the landmarks came from the detector (not given).
         detect_seconds: time of detection (or of checking the given landmarks).
@@ -142,6 +146,7 @@ class PreparedPhoto:
     source: str
     detected: bool
     detect_seconds: float
+    embedding: LandmarkEmbedding | None = None
 
 
 def prepare_photo(
@@ -156,12 +161,19 @@ def prepare_photo(
     fallback_source: str = "photo",
     calibration_weights: bool = True,
     calibration_offsets: bool = True,
+    use_embedding: bool = False,
 ) -> PreparedPhoto:
     """Load ``photo``, detect its 68 landmarks (or check the given ``(68, 2)``), refuse a face
     smaller than ``min_face_px``, and apply the detector's calibration
     (:func:`facelab.fit.calibration.resolve_calibration`): ``target = correct(landmarks)``
     (computed in float64, stored as float32 values), ``weights`` its per-point weights
     (``calibration_weights`` / ``calibration_offsets`` switch either off).
+
+    ``use_embedding``: a caller whose fit projects a
+    :class:`~facelab.fit.calibration.LandmarkEmbedding`'s points (:func:`fit`) gets the
+    calibration's embedding instead of its offsets (``target = landmarks``) and the weights
+    of the spread after it (:meth:`LandmarkCalibration.fit_weights`); with
+    ``calibration_offsets=False`` neither the offsets nor the embedding are used.
 
     ``source`` names the photo in messages (default: its path, else ``fallback_source``).
     The image and landmarks move to ``model``'s device (landmarks in its dtype).
@@ -182,11 +194,14 @@ def prepare_photo(
     seconds = time.perf_counter() - t0
     check_face_size(lm, src, min_face_px)
     cal = resolve_calibration(calibration, detector, model, detected=landmarks is None)
-    weights, target = None, lm
+    weights, target, embedding = None, lm, None
     if cal is not None:
+        embed = use_embedding and calibration_offsets and cal.embedding is not None
         if calibration_weights:
-            weights = cal.weights().to(model.device, model.dtype)
-        if calibration_offsets:
+            weights = cal.fit_weights(use_embedding=embed).to(model.device, model.dtype)
+        if embed:
+            embedding = cal.embedding
+        elif calibration_offsets:
             target = cal.correct(lm.double()).to(torch.float32)
     return PreparedPhoto(
         image=img.to(model.device),
@@ -196,6 +211,7 @@ def prepare_photo(
         source=src,
         detected=landmarks is None,
         detect_seconds=seconds,
+        embedding=embedding,
     )
 
 
@@ -366,8 +382,13 @@ def package_result(
     warnings: list[str],
     source: str,
     texture_size: int = 512,
+    landmark_points: LandmarkEmbedding | None = None,
 ) -> FitResult:
-    """Render the fit over the full photo and build the :class:`FitResult` (one image)."""
+    """Render the fit over the full photo and build the :class:`FitResult` (one image).
+
+    ``projected_landmarks`` are the projections of ``landmark_points`` (a ``(68, 3)`` or
+    ``(1, 68, 3)`` :class:`~facelab.fit.calibration.LandmarkEmbedding`, the points the fit
+    used) when given, else of ``landmark_vertices``."""
     from ..metrics import landmark_nme
 
     dt = model.dtype
@@ -393,7 +414,12 @@ def package_result(
         p2f = r.fragments.pix_to_face[0]
         blend = m & on_face[p2f.clamp(min=0)] & (p2f >= 0)
     overlay = torch.where(blend[None], 0.25 * image[0] + 0.75 * render, image[0])
-    proj = project(posed[:, landmark_vertices.to(posed.device)], K[None].to(dt))[0]
+    pts = (
+        posed[:, landmark_vertices.to(posed.device)]
+        if landmark_points is None
+        else landmark_points.points(posed)
+    )
+    proj = project(pts, K[None].to(dt))[0]
     overlay = draw_points(overlay, landmarks.to(overlay.dtype), (0.1, 0.9, 0.1))
     overlay = draw_points(overlay, proj.to(overlay.dtype), (0.95, 0.15, 0.1))
     nme = float(landmark_nme(proj[None].double(), landmarks[None].double(), "outer_eye")[0])
@@ -471,6 +497,7 @@ def fit(
     prep = prepare_photo(
         photo, mdl, landmarks, face, detector, min_face_px, calibration, source,
         calibration_weights=calibration_weights, calibration_offsets=calibration_offsets,
+        use_embedding=True,
     )  # fmt: skip
     timings: dict[str, float] = {}
     if prep.detected:
@@ -481,7 +508,10 @@ def fit(
     cfg = _fit_config(config, fast, progress)
     _, _, H, W = img.shape
     t0 = time.perf_counter()
-    lf = fit_landmarks(mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights)
+    lf = fit_landmarks(
+        mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights,
+        embedding=prep.embedding,
+    )  # fmt: skip
     timings["landmarks"] = time.perf_counter() - t0
     history: dict[str, list[float]] = {"landmarks": list(lf.history)}
     warnings: list[str] = []
@@ -501,6 +531,7 @@ def fit(
         ph = fit_photometric(
             mdl, cr.image, cr.to_crop(lm_target)[None], lf.params, cr.K, lf.landmark_vertices,
             cfg, target_valid=cr.valid, landmark_weights=lm_weights,
+            landmark_points=lf.landmark_points,
         )  # fmt: skip
         timings["photometric"] = time.perf_counter() - t0
         timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
@@ -538,6 +569,7 @@ def fit(
         timings,
         warnings,
         src,
+        landmark_points=lf.landmark_points,
     )
     res.timings["total"] = time.perf_counter() - t_all
     return res

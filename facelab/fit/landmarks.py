@@ -28,6 +28,11 @@ form or nearly so (as in eos, Huber et al. 2016):
    which moves over the surface as the head turns. Each iteration, every jaw landmark is
    re-assigned to the model contour candidate (same side of the face) whose projection is
    closest to the detected point.
+5. **Embedded landmarks** (``embedding``, a detector's
+   :class:`~facelab.fit.calibration.LandmarkEmbedding`): inner landmark ``j`` is the surface
+   point :math:`p_j = \\sum_k b_{jk} v_{t_{jk}}` instead of the vertex ``v_j``. It is linear in
+   the shape like a vertex, so every step above holds with its mean and basis rows
+   :math:`\\sum_k b_{jk} (\\bar v, B)_{t_{jk}}` (appended to the model's as 68 extra rows).
 
 With several images of one person (``shared_identity``) the unknown vector is
 ``(alpha, beta_1, ..., beta_N)``: one identity, one expression and one pose per image.
@@ -47,6 +52,7 @@ from ..errors import FitDiverged, InvalidInput
 from ..geometry.conventions import flip_yz
 from ..geometry.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from ..models.params import FaceParams
+from .calibration import LandmarkEmbedding
 
 #: iBUG-68 indices of the jaw contour (0 = subject's right ear side, 8 = chin tip).
 JAW = tuple(range(17))
@@ -95,11 +101,15 @@ class LandmarkFit:
         params: ``FaceParams`` (identity, expression, rotation, translation, focal) for ``B``
             images (with a shared identity, every row has the same identity).
         landmark_vertices: ``(B, 68)`` long, the model vertex used for each landmark (jaw
-            entries slide with the pose).
+            entries slide with the pose; an embedded point gives its heaviest corner).
         projected: ``(B, 68, 2)`` the fitted landmarks' projections in pixels.
         rms_px: ``(B,)`` root-mean-square reprojection error in pixels.
         history: RMS error (pixels, mean over images) after each alternation.
         seconds: wall time.
+        landmark_points: the landmarks the fit used as a ``(B, 68, 3)``
+            :class:`~facelab.fit.calibration.LandmarkEmbedding` (the ``embedding``'s points,
+            or the landmark vertices, with each image's sliding jaw vertices): pass it to
+            :func:`facelab.fit.photometric.fit_photometric`.
     """
 
     params: FaceParams
@@ -108,6 +118,7 @@ class LandmarkFit:
     rms_px: torch.Tensor
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    landmark_points: LandmarkEmbedding | None = None
 
 
 def default_focal(image_size: tuple[int, int], fov_degrees: float = 18.0) -> float:
@@ -264,6 +275,7 @@ def fit_landmarks(
     config: LandmarkFitConfig | None = None,
     visible: torch.Tensor | None = None,
     shared_identity: bool = False,
+    embedding: LandmarkEmbedding | None = None,
 ) -> LandmarkFit:
     """Fit pose, identity and expression to 68 2D landmarks (see the module docstring).
 
@@ -274,6 +286,9 @@ def fit_landmarks(
         config: :class:`LandmarkFitConfig`.
         visible: optional ``(B, 68)`` bool/float weights (0 = ignore a landmark).
         shared_identity: one identity for all ``B`` images (one person, several photos).
+        embedding: a ``(68, 3)`` :class:`~facelab.fit.calibration.LandmarkEmbedding` whose
+            points replace the inner landmark vertices (the jaw still slides when
+            ``config.contour``); default: the model's landmark vertices.
 
     Returns:
         :class:`LandmarkFit` (params in the model's dtype and device).
@@ -310,6 +325,19 @@ def fit_landmarks(
     Bexp = model.expression_basis[:kexp].detach().to("cpu", dd)
     blend = model.expression_kind == "blendshapes"
     lm0 = model.landmarks.cpu().numpy().astype(np.int64)
+    V = mean.shape[0]
+    inner = [j for j in range(68) if j not in JAW]
+    if embedding is not None:
+        if tuple(embedding.vertices.shape) != (68, 3):
+            raise InvalidInput("embedding must be one (68, 3) LandmarkEmbedding")
+        # the 68 embedded points as extra "vertices" V..V+67 (linear in the shape like any)
+        eid = embedding.vertices.cpu()
+        ew = embedding.bary.to("cpu", dd)[..., None]
+        mean = torch.cat([mean, (mean[eid] * ew).sum(-2)])
+        Bid = torch.cat([Bid, (Bid[:, eid] * ew).sum(-2)], 1)
+        Bexp = torch.cat([Bexp, (Bexp[:, eid] * ew).sum(-2)], 1)
+        lm0 = lm0.copy()
+        lm0[inner] = V + np.asarray(inner)
     left, right = _contour_sides(model, dd) if cfg.contour else (np.zeros(0), np.zeros(0))
     flip = flip_yz(mean)
 
@@ -458,9 +486,15 @@ def fit_landmarks(
     for _, tns in params.items():
         if not bool(torch.isfinite(tns).all()):
             raise FitDiverged("landmark fit produced NaN/Inf parameters", last_good=None)
+    used = torch.from_numpy(np.stack([v.lm for v in views]))  # (B, 68), >= V: embedded
+    base = embedding or LandmarkEmbedding.from_vertices(model.landmarks.cpu())
+    base = LandmarkEmbedding(base.vertices.cpu().expand(B, 68, 3), base.bary.expand(B, 68, 3))
+    points = base.with_rows(JAW, used[:, list(JAW)])
+    real = torch.where(used >= V, points.nearest_vertices(), used)
     return LandmarkFit(
         params=params,
-        landmark_vertices=torch.from_numpy(np.stack([v.lm for v in views])).to(dev),
+        landmark_vertices=real.to(dev),
+        landmark_points=LandmarkEmbedding(points.vertices.to(dev), points.bary.to(dev, dt)),
         projected=torch.stack(projected).to(dev, dt),
         rms_px=torch.stack(rms).to(dev, dt),
         history=history,

@@ -38,6 +38,7 @@ from ..geometry.camera import intrinsics, project
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
 from ..render.shading import sh_ambient
+from .calibration import LandmarkEmbedding
 from .losses import gaussian_prior, landmark_loss, photometric_loss, sh_prior
 from .optimize import run_stages
 from .render import render_face
@@ -245,6 +246,7 @@ def fit_photometric(
     landmark_weights: torch.Tensor | None = None,
     shared_identity: bool = False,
     target_valid: torch.Tensor | None = None,
+    landmark_points: LandmarkEmbedding | None = None,
 ) -> PhotometricFit:
     """Photometric refinement of ``init`` against ``image``.
 
@@ -261,6 +263,10 @@ def fit_photometric(
         shared_identity: one identity for all ``B`` images.
         target_valid: optional ``(B, H, W)`` bool, False where the photo has no data (a crop
             beyond the photo's border); those pixels are not compared.
+        landmark_points: the landmarks as surface points, a ``(B, 68, 3)`` or ``(68, 3)``
+            :class:`~facelab.fit.calibration.LandmarkEmbedding` (stage 1's
+            ``LandmarkFit.landmark_points``, a detector's embedding); replaces
+            ``landmark_vertices`` when given.
 
     Returns:
         :class:`PhotometricFit`.
@@ -391,7 +397,10 @@ def fit_photometric(
             )
             m = r.mask if target_valid is None else r.mask & target_valid
             out["photo"] = w_ph * photometric_loss(r.image, target, m, cfg.robust)
-        lmk = torch.gather(vc, 1, lm_ids[..., None].expand(-1, -1, 3))
+        if landmark_points is None:
+            lmk = torch.gather(vc, 1, lm_ids[..., None].expand(-1, -1, 3))
+        else:
+            lmk = landmark_points.points(vc)
         out["landmark"] = cfg.weight("landmark", stage) * landmark_loss(
             project(lmk, Kc), x2d, landmark_weights
         )
