@@ -48,7 +48,9 @@ Measured for dlib on ``ict-face`` (seed 101, 77 detected faces; radius 15 mm): t
 3 mm (median) and the residual on held-out world faces drops a little (inner points, x face
 size, seed 303: ``|yaw| < 20`` 0.033 -> 0.032, 20-45 0.046 -> 0.045, against the offsets), but
 the fit from detected landmarks got *worse* on the benchmark's reporting faces than with the
-offsets, so the shipped calibration has no embedding: dlib's error is mostly not a fixed
+offsets, and so did the landmark-only fit on the calibration faces themselves (27 of them,
+median s2m x the mean face: ``|yaw| < 20`` 1.08 vs 0.88, 20-45 1.14 vs 1.01; radius 5 mm:
+0.96, 1.10), so the shipped calibration has no embedding: dlib's error is mostly not a fixed
 surface point (probably: its shape prior pulls a turned face's points towards a frontal
 layout).
 """
