@@ -2,6 +2,8 @@
 
 - :mod:`facelab.gan.networks`: ``Generator`` (mapping network, modulated convolution, noise, skip
   or progressive output), ``Discriminator`` (residual, minibatch std), conditioning hooks.
+- :mod:`facelab.gan.resample`: anti-aliased 2x up/down sampling with a separable FIR filter
+  (StyleGAN2's ``upfirdn2d``, e.g. ``[1, 3, 3, 1]``).
 - :mod:`facelab.gan.loss`: non-saturating logistic loss, R1.
 - :mod:`facelab.gan.augment`: differentiable augmentation.
 - :mod:`facelab.gan.loop`: the training step and loop every GAN trainer shares (D step with lazy

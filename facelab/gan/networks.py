@@ -37,6 +37,12 @@ condition map (e.g. GAR's normal map, ``(B, M, H, W)``) is resized to every reso
 after each modulated convolution, turned into per-pixel scale and shift by a 1x1 convolution
 (``x * (1 + a) + b``); the discriminator sees it concatenated to the image.
 
+**Resampling.** ``resample_filter=None`` (the default, and every shipped checkpoint) upsamples
+bilinearly and downsamples with a 2x2 average pool; a list of taps such as ``[1, 3, 3, 1]``
+uses StyleGAN2's FIR filters instead (``facelab.gan.resample``: the same up-filter as bilinear
+away from the border, zero padding at it; a binomial low-pass instead of the box filter
+before every discriminator downsampling).
+
 Images are ``(B, C, H, W)``; generator outputs are unbounded (about [-1, 1] for data scaled
 to [-1, 1]).
 """
@@ -52,6 +58,7 @@ from torch import nn
 
 from ..errors import InvalidInput
 from .checkpoint import JsonConfig
+from .resample import downsample2d, fir_kernel, upsample2d
 
 __all__ = [
     "Discriminator",
@@ -73,6 +80,27 @@ _SQRT2 = math.sqrt(2.0)
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
     """Leaky ReLU (slope 0.2) with StyleGAN's gain :math:`\\sqrt 2` (keeps unit variance)."""
     return F.leaky_relu(x, 0.2) * _SQRT2
+
+
+class _Resample(nn.Module):
+    """2x up/down resampling: bilinear / 2x2 average pool (``taps=None``) or the FIR filter
+    ``taps`` (``facelab.gan.resample``). The taps live in a non-persistent buffer, so a
+    checkpoint's parameter names do not depend on the filter."""
+
+    def __init__(self, taps: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.fir = taps is not None
+        self.register_buffer(
+            "kernel", fir_kernel(taps) if taps is not None else torch.ones(0), persistent=False
+        )
+
+    def up(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fir:
+            return upsample2d(x, self.kernel)
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+    def down(self, x: torch.Tensor) -> torch.Tensor:
+        return downsample2d(x, self.kernel) if self.fir else F.avg_pool2d(x, 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,13 +293,23 @@ class ModulatedConv(nn.Module):
 
 
 class StyledConv(nn.Module):
-    """[2x bilinear upsample] -> modulated 3x3 conv -> [map injection] -> noise -> bias -> lrelu."""
+    """[2x upsample] -> modulated 3x3 conv -> [map injection] -> noise -> bias -> lrelu.
+
+    The upsampling is bilinear, or the FIR filter ``resample_filter`` (taps)."""
 
     def __init__(
-        self, cin: int, cout: int, w_dim: int, up: bool, map_channels: int = 0, mode: str = "auto"
+        self,
+        cin: int,
+        cout: int,
+        w_dim: int,
+        up: bool,
+        map_channels: int = 0,
+        mode: str = "auto",
+        resample_filter: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.up = up
+        self.resample = _Resample(resample_filter)
         self.conv = ModulatedConv(cin, cout, 3, w_dim, mode=mode)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(cout))
@@ -285,7 +323,7 @@ class StyledConv(nn.Module):
         cond_map: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.up:
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = self.resample.up(x)
         x = self.conv(x, w)
         if self.inject is not None and cond_map is not None:
             m = F.interpolate(cond_map, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -381,10 +419,12 @@ class _Layout(JsonConfig):
     channels: dict[int, int]
     channel_base: int
     channel_max: int
+    resample_filter: tuple[int, ...] | None
 
     def _check(self, architectures: tuple[str, ...]) -> None:
-        """Validate ``resolution`` (a power of two >= 8) and ``architecture``; ``channels``
-        keys and values to ``int``."""
+        """Validate ``resolution`` (a power of two >= 8), ``architecture`` and
+        ``resample_filter`` (even, symmetric taps, as a tuple); ``channels`` keys and values
+        to ``int``."""
         r = self.resolution
         if r < 8 or r & (r - 1):
             raise InvalidInput(f"resolution must be a power of two >= 8, got {r}")
@@ -392,6 +432,9 @@ class _Layout(JsonConfig):
             names = " or ".join(repr(a) for a in architectures)
             raise InvalidInput(f"architecture must be {names}, got {self.architecture!r}")
         self.channels = {int(k): int(v) for k, v in self.channels.items()}
+        if self.resample_filter is not None:
+            self.resample_filter = tuple(self.resample_filter)
+            fir_kernel(self.resample_filter)  # raises InvalidInput for odd or asymmetric taps
 
     def ch(self, res: int) -> int:
         """Channels at resolution ``res``: ``channels[res]`` if given, else
@@ -419,6 +462,13 @@ class GeneratorConfig(_Layout):
             which cuts the images a small CPU run needs by a large factor.
         rgb_init: initial scale of the toRGB weights (StyleGAN2: 1, an output of std ~1 per
             resolution; with a base image, 0.1 starts the generator close to the mean).
+        train_base: learn the base image (True, the shipped texture GAN) or keep it fixed at
+            its initial value, the data mean (a buffer, not a parameter). A learned base is a
+            free per-pixel parameter: Adam moves every texel by about ``lr`` per step along
+            the sign of a noisy adversarial gradient, and in the shipped run it drifted into
+            the fixed pattern every sample carries (see ``CHANGELOG.md``, issue 14).
+        resample_filter: ``None`` (bilinear upsampling) or FIR taps such as ``[1, 3, 3, 1]``
+            for every 2x upsampling (``facelab.gan.resample.upsample2d``).
     """
 
     resolution: int = 64
@@ -434,6 +484,8 @@ class GeneratorConfig(_Layout):
     map_channels: int = 0
     base_image: bool = False
     rgb_init: float = 1.0
+    train_base: bool = True
+    resample_filter: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self._check(("skip", "progressive"))
@@ -456,25 +508,28 @@ class Generator(nn.Module):
         self.const = nn.Parameter(torch.randn(cfg.ch(4), 4, 4))
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
-        mc = cfg.map_channels
+        mc, rf = cfg.map_channels, cfg.resample_filter
+        self.resample = _Resample(rf)  # the skip path's RGB upsampling
         for i, res in enumerate(self.resolutions):
             cin = cfg.ch(4) if i == 0 else cfg.ch(self.resolutions[i - 1])
             cout = cfg.ch(res)
             if i == 0:
-                self.convs.append(StyledConv(cin, cout, cfg.w_dim, False, mc, mode))
+                self.convs.append(StyledConv(cin, cout, cfg.w_dim, False, mc, mode, rf))
             else:
-                self.convs.append(StyledConv(cin, cout, cfg.w_dim, True, mc, mode))
-                self.convs.append(StyledConv(cout, cout, cfg.w_dim, False, mc, mode))
+                self.convs.append(StyledConv(cin, cout, cfg.w_dim, True, mc, mode, rf))
+                self.convs.append(StyledConv(cout, cout, cfg.w_dim, False, mc, mode, rf))
             self.to_rgbs.append(ToRGB(cout, cfg.w_dim, cfg.img_channels, mode, cfg.rgb_init))
         self.num_ws = len(self.convs) + 1  # the last toRGB takes the next w
         for i in range(len(self.convs)):
             res = 4 * 2 ** ((i + 1) // 2)
             self.register_buffer(f"noise_const_{i}", torch.randn(1, 1, res, res))
-        self.base = (
-            nn.Parameter(torch.zeros(cfg.img_channels, cfg.resolution, cfg.resolution))
-            if cfg.base_image
-            else None
-        )
+        base = torch.zeros(cfg.img_channels, cfg.resolution, cfg.resolution)
+        if not cfg.base_image:
+            self.base = None
+        elif cfg.train_base:
+            self.base = nn.Parameter(base)
+        else:
+            self.register_buffer("base", base)
         # progressive growing state (ignored by the skip architecture)
         self.stage = len(self.resolutions) - 1
         self.alpha = 1.0
@@ -552,18 +607,13 @@ class Generator(nn.Module):
                 if r == last:
                     rgb = self.to_rgbs[r](x, ws[:, li])
                     if r > 0 and self.alpha < 1.0 and prev_rgb is not None:
-                        up = F.interpolate(
-                            prev_rgb, scale_factor=2.0, mode="bilinear", align_corners=False
-                        )
-                        rgb = up.lerp(rgb, self.alpha)
+                        rgb = self.resample.up(prev_rgb).lerp(rgb, self.alpha)
                     img = rgb
                 elif r == last - 1 and self.alpha < 1.0:
                     prev_rgb = self.to_rgbs[r](x, ws[:, li])
             else:
                 rgb = self.to_rgbs[r](x, ws[:, li])
-                if img is not None:
-                    img = F.interpolate(img, scale_factor=2.0, mode="bilinear", align_corners=False)
-                img = rgb if img is None else img + rgb
+                img = rgb if img is None else self.resample.up(img) + rgb
         if self.base is not None:
             base = self.base[None].to(img.dtype)
             if base.shape[-1] != img.shape[-1]:
@@ -612,7 +662,10 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 @dataclass
 class DiscriminatorConfig(_Layout):
-    """Shape of a :class:`Discriminator` (same channel rule as :class:`GeneratorConfig`)."""
+    """Shape of a :class:`Discriminator` (same channel rule as :class:`GeneratorConfig`;
+    ``channels`` sets the width per resolution). ``resample_filter``: ``None`` (2x2 average
+    pool) or FIR taps such as ``[1, 3, 3, 1]`` for every 2x downsampling
+    (``facelab.gan.resample.downsample2d``)."""
 
     resolution: int = 64
     channels: dict = field(default_factory=dict)
@@ -623,28 +676,37 @@ class DiscriminatorConfig(_Layout):
     mbstd_group: int = 4
     c_dim: int = 0
     map_channels: int = 0
+    resample_filter: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self._check(("resnet", "progressive"))
 
 
 class DBlock(nn.Module):
-    """conv3x3 -> lrelu -> 2x avg-pool -> conv3x3 -> lrelu; residual: pool -> 1x1 (``/sqrt 2``).
+    """conv3x3 -> lrelu -> 2x down -> conv3x3 -> lrelu; residual: down -> 1x1 (``/sqrt 2``).
 
-    (StyleGAN2 blurs and convolves with stride 2; pooling before the second conv costs a
-    quarter of convolving at full resolution.)"""
+    "down" is a 2x2 average pool, or the FIR low-pass ``resample_filter`` then every second
+    sample. (StyleGAN2 blurs and convolves with stride 2; downsampling before the second conv
+    costs a quarter of convolving at full resolution.)"""
 
-    def __init__(self, cin: int, cout: int, residual: bool = True) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        residual: bool = True,
+        resample_filter: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
+        self.resample = _Resample(resample_filter)
         self.conv0 = EqualConv2d(cin, cin, 3, 1)
         self.conv1 = EqualConv2d(cin, cout, 3, 1)
         self.skip = EqualConv2d(cin, cout, 1, bias=False) if residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.avg_pool2d(_lrelu(self.conv0(x)), 2)
+        y = self.resample.down(_lrelu(self.conv0(x)))
         y = _lrelu(self.conv1(y))
         if self.skip is not None:
-            y = (y + self.skip(F.avg_pool2d(x, 2))) / _SQRT2
+            y = (y + self.skip(self.resample.down(x))) / _SQRT2
         return y
 
 
@@ -666,13 +728,17 @@ class Discriminator(nn.Module):
             ]
         )
         self.blocks = nn.ModuleList(
-            [DBlock(cfg.ch(r), cfg.ch(r // 2), residual=not prog) for r in self.resolutions]
+            [
+                DBlock(cfg.ch(r), cfg.ch(r // 2), not prog, cfg.resample_filter)
+                for r in self.resolutions
+            ]
         )
         c4 = cfg.ch(4)
         self.conv = EqualConv2d(c4 + 1, c4, 3, 1)
         self.fc = EqualLinear(c4 * 16, c4, activation=True)
         self.out = EqualLinear(c4, 1)
         self.embed = EqualLinear(cfg.c_dim, c4) if cfg.c_dim else None
+        self.resample = _Resample(cfg.resample_filter)  # progressive fade-in's image downsampling
         self.stage = len(self.resolutions)  # progressive: index into G's resolutions (4 px = 0)
         self.alpha = 1.0
 
@@ -703,7 +769,7 @@ class Discriminator(nn.Module):
             x = _lrelu(self.from_rgbs[first](img))
             x = self.blocks[first](x)
             if self.alpha < 1.0 and first + 1 < len(self.resolutions) + 1:
-                small = F.avg_pool2d(img, 2)
+                small = self.resample.down(img)
                 if first + 1 < len(self.resolutions):
                     y = _lrelu(self.from_rgbs[first + 1](small))
                     x = y.lerp(x, self.alpha)
