@@ -140,10 +140,12 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-seed", type=int, default=None,
                     help="held-out world seed: print the residual table before/after")  # fmt: skip
     ap.add_argument("--eval-n", type=int, default=40)
+    ap.add_argument("--cache-dir", default=str(CACHE_DIR),
+                    help="where detections are cached (a new folder re-runs the detector)")  # fmt: skip
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load(args.model)
-    data = collect(model, args.detector, args.seed, args.n)
+    data = collect(model, args.detector, args.seed, args.n, cache_dir=Path(args.cache_dir))
     ok = torch.isfinite(data["detected"]).all(-1).all(-1)
     miss = int((~ok).sum())
     cal = measure_calibration(data["detected"][ok], data["exact"][ok], data["yaw"][ok],
@@ -184,7 +186,8 @@ def main(argv=None) -> int:
     )
     print_residuals(residual_table(data, cal, model), f"calibration faces (seed {args.seed})")
     if args.eval_seed is not None:
-        held = collect(model, args.detector, args.eval_seed, args.eval_n)
+        held = collect(model, args.detector, args.eval_seed, args.eval_n,
+                       cache_dir=Path(args.cache_dir))  # fmt: skip
         print_residuals(residual_table(held, cal, model),
                         f"held-out faces (seed {args.eval_seed})")  # fmt: skip
         old = load_calibration(args.detector, args.model)
