@@ -156,7 +156,7 @@ CNN_TO_HOG_SHIFT = 0.09
 #: 256 px, sd 0.024). Without it the 68-point predictor's points on faces turned to the
 #: image's right were ~3x worse than on the same faces mirrored (issue 11).
 CNN_TO_HOG_SHIFT_X = 0.056
-#: HOG-like box of a 68-point shape (:func:`hog_box_from_landmarks`): its side over the
+#: HOG-like box of a 68-point shape (``hog_box_from_landmarks``): its side over the
 #: square root of the landmarks' box area (median of 58 HOG boxes on world faces |yaw| < 45,
 #: the detections and their mirror images), centred on the mean of the 51 inner points
 LANDMARKS_TO_HOG_SCALE = 1.084
