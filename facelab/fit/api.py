@@ -172,7 +172,7 @@ def prepare_photo(
     ``use_embedding``: a caller whose fit projects a
     :class:`~facelab.fit.calibration.LandmarkEmbedding`'s points (:func:`fit`) gets the
     calibration's embedding instead of its offsets (``target = landmarks``) and the weights
-    of the spread after it (:meth:`LandmarkCalibration.fit_weights`); with
+    of the spread after it (``LandmarkCalibration.fit_weights``); with
     ``calibration_offsets=False`` neither the offsets nor the embedding are used.
 
     ``source`` names the photo in messages (default: its path, else ``fallback_source``).
