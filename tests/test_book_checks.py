@@ -48,6 +48,12 @@ def test_good_page_passes():
             "auto-plays",
         ),
         ("<p>as in Chapter 3.</p>", "'Chapter 3' is not a link"),
+        (
+            '<script type="application/vnd.jupyter.widget-state+json">{"state": {"m": '
+            '{"model_name": "OutputModel", "state": {}, "buffers": [{"path": '
+            '["outputs", 0, "data", "image/png"], "data": "iVBO"}]}}}</script>',
+            "binary buffers",
+        ),
         ("<p>uses :func:</p><code>facelab.fit</code>", "reST role"),
         ("<p>stable keys::</p>", "'::' block"),
         ("<p><strong>Exercise 1</strong> (concept).</p>" + EX_CELL, "no visible"),

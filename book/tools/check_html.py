@@ -13,12 +13,14 @@ What is checked:
   it: an "Exercise N (code)" paragraph naming ``fn``, and exercises are numbered 1, 2, 3, ...;
 * the command-line appendix has one section per command, holding its own ``--help`` text;
 * no literal reStructuredText roles (``:func:`` ...) or ``::`` blocks in the visible text;
-* every "Chapter N" in the text is a link.
+* every "Chapter N" in the text is a link;
+* no Output widget in the saved widget state holds binary buffers (a broken image).
 """
 
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 import sys
 from html.parser import HTMLParser
@@ -102,6 +104,21 @@ def check_page(rel: str, text: str, chapters: set[str] | None = None) -> list[st
             f"{rel}: a plotly figure auto-plays on load (Plotly.animate): make slider figures "
             "with facelab.viz.frame_slider"
         )
+    for js in re.findall(
+        r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', text, re.DOTALL
+    ):
+        try:
+            models = json.loads(js).get("state", {})
+        except ValueError:
+            problems.append(f"{rel}: the embedded widget state is not JSON")
+            continue
+        for model in models.values():
+            if model.get("model_name") == "OutputModel" and model.get("buffers"):
+                problems.append(
+                    f"{rel}: an Output widget's outputs hold binary buffers (raw image bytes), "
+                    "which the static page shows as a broken image: store base64 text "
+                    "(facelab.viz.widgets.output_items)"
+                )
     chunks = visible_text(text)
     prose = "".join(c for c, _ in chunks)
     for pat, what in ((REST_ROLE, "reST role"), (REST_BLOCK, "reST '::' block marker")):

@@ -20,6 +20,7 @@ and ``expression_kind`` (``"blendshapes"``: weights in [0, 1]; else N(0, 1) weig
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import traceback
 from collections.abc import Callable, Mapping
@@ -86,8 +87,24 @@ def output_items(result: Any) -> tuple[dict, ...]:
             continue
         fmt = fmt or _formatter()
         data, metadata = fmt(obj)
-        out.append({"output_type": "display_data", "data": data, "metadata": metadata})
+        out.append({"output_type": "display_data", "data": _text_data(data), "metadata": metadata})
     return tuple(out)
+
+
+def _text_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The mime bundle as nbformat stores it: binary values (a PNG's or JPEG's bytes)
+    base64-encoded into ``str``.
+
+    IPython's formatter returns raw ``bytes`` for images. Set into an ``Output`` widget's
+    ``outputs`` as they are, they travel as binary buffers of the widget state, which the static
+    page's widget manager hands to its image renderer undecoded: a broken image on the site.
+    """
+    return {
+        k: base64.b64encode(bytes(v)).decode("ascii")
+        if isinstance(v, (bytes, bytearray, memoryview))
+        else v
+        for k, v in data.items()
+    }
 
 
 class WidgetApp:
