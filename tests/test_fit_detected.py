@@ -192,9 +192,9 @@ def test_cascade_detector_falls_back_in_order():
         CascadeDetector([])
 
 
-@pytest.fixture(scope="module")
-def turned_face():
-    """A world face at |yaw| ~ 40 deg that dlib's HOG misses (world seed 3, index 4)."""
+def _ict_world_face(seed: int, length: int, index: int):
+    """``(ict-face model, sample index)`` of the realism-1, 256 px world ``(seed, length)``;
+    skips the test when the ICT data is missing."""
     from facelab.models import load
     from facelab.world import WorldConfig, WorldDataset
 
@@ -202,9 +202,15 @@ def turned_face():
         model = load("ict-face")
     except Exception as e:  # pragma: no cover - data missing
         pytest.skip(f"ict-face: {e}")
-    ds = WorldDataset(WorldConfig(model="ict-face", image_size=256, realism=1.0), length=8,
-                      seed=3, model=model)  # fmt: skip
-    return model, ds[4]
+    ds = WorldDataset(WorldConfig(model="ict-face", image_size=256, realism=1.0),
+                      length=length, seed=seed, model=model)  # fmt: skip
+    return model, ds[index]
+
+
+@pytest.fixture(scope="module")
+def turned_face():
+    """A world face at |yaw| ~ 40 deg that dlib's HOG misses (world seed 3, index 4)."""
+    return _ict_world_face(3, 8, 4)
 
 
 @needs_dlib
@@ -236,19 +242,11 @@ def test_cnn_path_landmarks_on_a_face_turned_to_the_image_right_and_its_mirror()
     HOG box without correcting that, the predictor's points on faces turned to the image's
     right were ~3x worse than on the same faces mirrored (issue 11; world seed 101 face 43:
     0.20 x face size before, 0.09 after; its mirror 0.17 before, 0.08 after)."""
-    from facelab.models import load
     from facelab.vision import get_detector
     from facelab.vision.detect import hog_box_from_landmarks
     from facelab.vision.fan import MIRROR_68
-    from facelab.world import WorldConfig, WorldDataset
 
-    try:
-        model = load("ict-face")
-    except Exception as e:  # pragma: no cover - data missing
-        pytest.skip(f"ict-face: {e}")
-    ds = WorldDataset(WorldConfig(model="ict-face", image_size=256, realism=1.0), length=44,
-                      seed=101, model=model)  # fmt: skip
-    s = ds[43]
+    model, s = _ict_world_face(101, 44, 43)
     assert -35 < float(s["ypr"][0]) < -28
     img = s["image"] if s["image"].dim() == 3 else s["image"][0]
     width = img.shape[-1]
