@@ -469,6 +469,14 @@ class GeneratorConfig(_Layout):
             the fixed pattern every sample carries (see ``CHANGELOG.md``, issue 14).
         resample_filter: ``None`` (bilinear upsampling) or FIR taps such as ``[1, 3, 3, 1]``
             for every 2x upsampling (``facelab.gan.resample.upsample2d``).
+        linear_basis: ``K > 0`` adds a *linear path* beside the synthesis network: a fixed
+            basis ``(K, C, R, R)`` (the data's first ``K`` principal components, each scaled
+            by its standard deviation, :meth:`Generator.init_linear_basis`) weighted by
+            ``K`` coefficients, an affine map of the first layer's ``w`` (lr_mul 0.01). Set up
+            so that the coefficients of the untrained mapping are whitened, the untrained
+            generator is the PCA model plus a small residual; training then moves the
+            coefficients' distribution and learns, in the residual, what a linear model
+            cannot hold (local marks, high-band detail). 0: no linear path.
     """
 
     resolution: int = 64
@@ -486,9 +494,12 @@ class GeneratorConfig(_Layout):
     rgb_init: float = 1.0
     train_base: bool = True
     resample_filter: tuple[int, ...] | None = None
+    linear_basis: int = 0
 
     def __post_init__(self) -> None:
         self._check(("skip", "progressive"))
+        if self.linear_basis < 0:
+            raise InvalidInput(f"linear_basis must be >= 0, got {self.linear_basis}")
 
 
 class Generator(nn.Module):
@@ -530,6 +541,14 @@ class Generator(nn.Module):
             self.base = nn.Parameter(base)
         else:
             self.register_buffer("base", base)
+        k = cfg.linear_basis
+        if k:
+            self.coeff = EqualLinear(cfg.w_dim, k, lr_mul=0.01)
+            self.register_buffer(
+                "basis", torch.zeros(k, cfg.img_channels, cfg.resolution, cfg.resolution)
+            )
+        else:
+            self.coeff = self.basis = None
         # progressive growing state (ignored by the skip architecture)
         self.stage = len(self.resolutions) - 1
         self.alpha = 1.0
@@ -542,6 +561,33 @@ class Generator(nn.Module):
                 "this generator has no base image (GeneratorConfig.base_image=False)"
             )
         self.base.copy_(mean_image.to(self.base))
+
+    @torch.no_grad()
+    def init_linear_basis(self, basis: torch.Tensor, n_w: int = 4096, seed: int = 0) -> None:
+        """Set the linear path (``config.linear_basis = K``) to a PCA model.
+
+        ``basis (K, C, R, R)``: the data's principal directions, each scaled by its standard
+        deviation (``AlbedoPCA.basis``). The coefficient map is set to whiten the current
+        mapping network's ``w`` (over ``n_w`` seeded ``z``): ``a = L (w - mu)`` with ``L``
+        the top ``K`` rows of ``Sigma_w^{-1/2}``, so the coefficients have zero mean and
+        identity covariance and ``sum_k a_k basis_k`` has the PCA's covariance.
+        """
+        if self.basis is None:
+            raise InvalidInput("this generator has no linear path (GeneratorConfig.linear_basis=0)")
+        if basis.shape != self.basis.shape:
+            raise InvalidInput(f"basis must be {tuple(self.basis.shape)}, got {tuple(basis.shape)}")
+        k = basis.shape[0]
+        self.basis.copy_(basis.to(self.basis))
+        g = torch.Generator(device="cpu").manual_seed(int(seed))
+        z = torch.randn(n_w, self.config.z_dim, generator=g).to(self.const)
+        w = self.mapping(z).double()
+        mu = w.mean(0)
+        evals, evecs = torch.linalg.eigh(torch.cov((w - mu).T))
+        top = evals.argsort(descending=True)[:k]
+        lw = evecs[:, top].T / evals[top].clamp_min(1e-12).sqrt()[:, None]  # (K, w_dim)
+        lin = self.coeff
+        lin.weight.copy_((lw / lin.scale).to(lin.weight))
+        lin.bias.copy_((-(lw @ mu) / lin.lr_mul).to(lin.bias))
 
     def set_stage(self, stage: int, alpha: float = 1.0) -> None:
         """Progressive growing: output at ``resolutions[stage]``, fading in with ``alpha``."""
@@ -619,6 +665,12 @@ class Generator(nn.Module):
             if base.shape[-1] != img.shape[-1]:
                 base = F.adaptive_avg_pool2d(base, img.shape[-1])
             img = img + base
+        if self.basis is not None:
+            a = self.coeff(ws[:, 0])
+            lin = torch.einsum("bk,kchw->bchw", a, self.basis.to(img.dtype))
+            if lin.shape[-1] != img.shape[-1]:
+                lin = F.adaptive_avg_pool2d(lin, img.shape[-1])
+            img = img + lin
         return img
 
     def forward(

@@ -158,23 +158,11 @@ def fit_pca(maps: torch.Tensor, k: int, seed: int = 0, cache: bool = True):
     from ...data import cache_dir
     from ...models.albedo import AlbedoPCA
 
-    x = maps.reshape(maps.shape[0], -1).double()
     h = hashlib.sha256(maps.float().numpy().tobytes()).hexdigest()[:16]
     path = Path(cache_dir()) / "gan" / f"pca_k{k}_{h}_{seed}.npz"
     if cache and path.is_file():
         return AlbedoPCA.load(path).float()
-    n = x.shape[0]
-    mean = x.mean(0)
-    xc = x - mean
-    torch.manual_seed(seed)
-    _, sv, v = torch.svd_lowrank(xc, q=k + 16, niter=4)
-    sv, v = sv[:k], v[:, :k].T
-    idx = v.abs().argmax(1)
-    v = v * torch.sign(v.gather(1, idx[:, None]))
-    std = sv / math.sqrt(n - 1)
-    total = float(xc.square().sum() / (n - 1))
-    pca = AlbedoPCA(mean.reshape(maps.shape[1:]).float(), (v * std[:, None]).reshape(k, *maps.shape[1:]).float(),
-                    std.float(), total)  # fmt: skip
+    pca = AlbedoPCA.fit_lowrank(maps.double(), k, seed=seed).float()
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         pca.save(path)

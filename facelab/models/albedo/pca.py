@@ -111,6 +111,33 @@ class AlbedoPCA(torch.nn.Module):
         basis = (v * std[:, None]).reshape(k, *samples.shape[1:])
         return cls(mean.reshape(samples.shape[1:]), basis, std, total)
 
+    @classmethod
+    def fit_lowrank(cls, samples: torch.Tensor, k: int, seed: int = 0, niter: int = 4) -> AlbedoPCA:
+        """PCA of ``samples (N, 3, S, S)`` by randomised SVD (``torch.svd_lowrank`` in
+        float64, ``k + 16`` probe vectors, ``niter`` power iterations, seeded): the leading
+        components agree with :meth:`fit` to about 1e-4 in seconds where the exact Gram
+        eigendecomposition of thousands of samples takes minutes. Same sign convention."""
+        check_shape("samples", samples, (None, 3, None, None))
+        check_finite("samples", samples)
+        n = samples.shape[0]
+        if not 1 <= k <= n - 1:
+            raise InvalidInput(f"k must be in [1, N-1] = [1, {n - 1}], got {k}; use more samples")
+        x = samples.reshape(n, -1).double()
+        mean = x.mean(0)
+        xc = x - mean
+        fork = [samples.device] if samples.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork):
+            torch.manual_seed(int(seed))
+            _, sv, v = torch.svd_lowrank(xc, q=min(k + 16, *xc.shape), niter=niter)
+        sv, v = sv[:k], v[:, :k].T
+        idx = v.abs().argmax(1)
+        v = v * torch.sign(v.gather(1, idx[:, None]))
+        std = sv / math.sqrt(n - 1)
+        total = float(xc.square().sum() / (n - 1))
+        dt = samples.dtype
+        basis = (v * std[:, None]).reshape(k, *samples.shape[1:]).to(dt)
+        return cls(mean.reshape(samples.shape[1:]).to(dt), basis, std.to(dt), total)
+
     def forward(self, coeffs: torch.Tensor) -> torch.Tensor:
         """Albedo ``(B, 3, S, S)`` from standard-normal coefficients ``coeffs (B, K')``,
         ``K' <= K`` (the leading components). Not clamped to [0, 1]."""
