@@ -200,7 +200,16 @@ def test_training_phases_checkpoint_and_resume(tmp_path):
     cfg5 = _tiny_cfg(steps=5)
     train(cfg5, tmp_path / "run", data, progress=False)
     meta = json.loads((tmp_path / "run" / "last.json").read_text())
-    assert meta["progress"]["step"] == 5
+    assert meta["progress"] == {"aux_step": 3, "step": 5, "enc_step": 3}
+    # the generator moved after the encoder was trained, so the encoder trained again on it
+    n_enc = [e["phase"] for e in log].count("encoder")
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["phase"] for e in log].count("encoder") == 2 * n_enc
+    assert log[-1]["phase"] == "encoder" and log[-1]["enc_step"] == 3
+    # a resume with nothing left to do retrains nothing
+    train(cfg5, tmp_path / "run", data, progress=False)
+    log2 = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(log2) == len(log)
     # export -> load round trip: the loaded generator is the run's G_ema
     stem = tmp_path / "export" / "gar"
     export_gar(tmp_path / "run", stem)

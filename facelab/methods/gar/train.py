@@ -403,7 +403,13 @@ def train(
             entry["r1"] = round(sum(r1v), 5)
         emit(entry)
 
+    step0 = st["step"]
     loop.run(step_fn, log_fn, lambda t: save())
+    if st["step"] > step0 and st["enc_step"] > 0:
+        # the generator moved since the encoder was trained (a run continued after its
+        # encoder phase, e.g. --resume-from a shipped checkpoint): retrain it on the new
+        # G_ema's samples, warm-started from its weights
+        st["enc_step"] = 0
     # ---------------------------------------------------------------- phase 3: encoder
     if st["enc_step"] < ecfg.steps:
         E.train()
