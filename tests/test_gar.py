@@ -221,6 +221,13 @@ def test_training_phases_checkpoint_and_resume(tmp_path):
     for k, v in gm.G.state_dict().items():
         assert torch.equal(v, ref[k]), k
     assert (tmp_path / "export" / "gar.log.jsonl").is_file()
+    # --resume-from: a new run seeded from the export (G = G_ema, fresh Adam) trains on
+    from facelab.methods.gar.train import _seed_run
+
+    assert _seed_run(stem, tmp_path / "run2") and not _seed_run(stem, tmp_path / "run2")
+    train(_tiny_cfg(steps=6), tmp_path / "run2", data, progress=False)
+    meta2 = json.loads((tmp_path / "run2" / "last.json").read_text())
+    assert meta2["progress"] == {"aux_step": 3, "step": 6, "enc_step": 3}
     with pytest.raises(InvalidInput):
         GARTrainConfig.from_dict({"nope": 1})
 

@@ -494,7 +494,7 @@ def _seed_run(stem: str | Path, run_dir: str | Path) -> bool:
         return False
     tensors, meta = load_checkpoint(stem)
     tensors = dict(tensors)
-    tensors.update({"G." + k[6:]: v for k, v in tensors.items() if k.startswith("G_ema.")})
+    tensors.update({"G." + k[6:]: v.clone() for k, v in tensors.items() if k.startswith("G_ema.")})
     g = torch.Generator().manual_seed(int(meta.get("seed", 0)) + 1)
     tensors["rng.data"], tensors["rng.torch"] = g.get_state(), torch.get_rng_state()
     meta = {k: v for k, v in meta.items() if k not in ("format", "version")}
