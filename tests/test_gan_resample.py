@@ -160,23 +160,25 @@ def test_cpu_64_aa_config():
     g, d = cfg.gen_config(), cfg.disc_config()
     assert g.resample_filter == B4 and d.resample_filter == B4 and not g.train_base
     assert cfg.r1_gamma == pytest.approx(0.0002 * 64**2 / cfg.batch)
-    old_g, old_d = CONFIGS["cpu-64"].gen_config(), CONFIGS["cpu-64"].disc_config()
+    old_g, old_d = CONFIGS["cpu-64-v1"].gen_config(), CONFIGS["cpu-64-v1"].disc_config()
     assert old_g.resample_filter is None and old_g.train_base and old_d.resample_filter is None
     assert [d.ch(r) for r in (4, 8, 16, 32, 64)] == [old_d.ch(r) for r in (4, 8, 16, 32, 64)]
 
 
 def test_shipped_weights_load_and_give_the_recorded_output():
-    """The shipped texture GAN (no filter, learned base) still loads and gives the output
-    recorded before the filters were added (same weights, same code path)."""
+    """The shipped texture GAN (``cpu-64``: FIR filters, fixed base, a 64-component linear path)
+    loads and gives the output recorded when it was shipped (same weights, same code path)."""
     from facelab.methods.ganfit.texture_gan import load_texture_gan
 
-    G, _ = load_texture_gan()
-    assert G.config.resample_filter is None and G.config.train_base
+    G, meta = load_texture_gan()
+    assert G.config.resample_filter == B4 and not G.config.train_base
+    assert G.config.linear_basis == 64 and G.basis.shape == (64, 3, 64, 64)
+    assert meta["step"] == 8000
     z = torch.randn(4, G.config.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         x = G(z, noise_mode="const")
-    assert float(x.double().mean()) == pytest.approx(0.213381326504314, abs=1e-5)
-    want = torch.tensor([[0.5641216, 0.3096182, 0.1330629], [0.3211008, -0.0984013, -0.2497682],
-                         [0.5791053, 0.2737488, 0.0940587]])  # fmt: skip
+    assert float(x.double().mean()) == pytest.approx(-0.3566134872758842, abs=1e-5)
+    want = torch.tensor([[-0.1751534, -0.4757218, -0.6289248], [0.3132339, -0.1107537, -0.3482030],
+                         [-0.1578766, -0.5388310, -0.6889326]])  # fmt: skip
     got = torch.stack([x[0, :, 10, 20], x[1, :, 0, 0], x[3, :, 63, 31]])
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
