@@ -85,6 +85,9 @@ def main(argv=None) -> int:
         yield "lm weight 100", lcfg, w, True, FitConfig(weights={"landmark": 100.0})
         yield "lm weight 1000", lcfg, w, True, FitConfig(weights={"landmark": 1000.0})
         yield "id prior x10", lcfg, w, True, FitConfig(weights={"identity": 2e-3})
+        yield "id prior x100", lcfg, w, True, FitConfig(weights={"identity": 2e-2})
+        yield "lm weight 30", lcfg, w, True, FitConfig(weights={"landmark": 30.0})
+        yield "stage-1 prior 30, default", replace(lcfg, identity_prior=30.0), w, True, FitConfig()
         cand = [Stage("pose_light", 12, 0.05, ("rotation", "translation", "light", "albedo")),
                 Stage("shape", 120, 0.05, ("rotation", "translation", "identity", "expression",
                                             "light", "albedo")),
