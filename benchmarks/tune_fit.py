@@ -88,6 +88,14 @@ def main(argv=None) -> int:
         yield "id prior x100", lcfg, w, True, FitConfig(weights={"identity": 2e-2})
         yield "lm weight 30", lcfg, w, True, FitConfig(weights={"landmark": 30.0})
         yield "stage-1 prior 30, default", replace(lcfg, identity_prior=30.0), w, True, FitConfig()
+        # GANFit's ablation (benchmarks/ganfit.py) fits shapes better WITHOUT its landmark stage:
+        # identity from the photo alone, the detector's points only for pose and expression
+        frozen = replace(lcfg, identity_prior=1000.0)
+        yield "stage-1 identity frozen, default", frozen, w, True, FitConfig()
+        yield "stage-1 identity frozen, lm weight 100", frozen, w, True, FitConfig(
+            weights={"landmark": 100.0})  # fmt: skip
+        yield "stage-1 identity frozen, lm weight 10", frozen, w, True, FitConfig(
+            weights={"landmark": 10.0})  # fmt: skip
         cand = [Stage("pose_light", 12, 0.05, ("rotation", "translation", "light", "albedo")),
                 Stage("shape", 120, 0.05, ("rotation", "translation", "identity", "expression",
                                             "light", "albedo")),
