@@ -21,7 +21,8 @@ Rows (the ablation ladder of the paper, then remove-one, an oracle and the floor
 Metrics (mean over faces and views; also per yaw bin |yaw| in {15, 30, 45, 60}): MSE (colour
 in [0, 1]), ``perc`` = dlib-feature perceptual distance (not LPIPS), ``id`` = cosine of dlib
 embeddings (unaligned 32 px), ``depth`` = mean |depth error| on true head pixels (EG3D units,
-the head is ~0.4 deep), ``collapse`` = frontal nose-to-cheek relief, inverted / true (1 = right,
+the head is ~0.4 deep), ``normal`` = mean angle (degrees) between the normals of the inverted
+and true depth maps on true head pixels, ``collapse`` = frontal nose-to-cheek relief, inverted / true (1 = right,
 0 = flat), ``proxy`` = the paper's own metric (mirrored view vs flipped photo, MSE).
 The camera is the true one (isolating the inversion); the user pipeline's camera estimate
 (dlib detector -> landmark fit, on a 256 px render of the same photo) is measured separately:
@@ -203,7 +204,9 @@ def summarise(result: dict) -> dict:
             if not fs:
                 continue
             d = {"faces": len(fs)}
-            for k in ("mse", "perceptual", "identity", "depth"):
+            for k in ("mse", "perceptual", "identity", "depth", "normal"):
+                if any(k not in f["rows"][row]["views"] for f in fs):
+                    continue  # results written before the metric existed
                 d[k] = _mean([x for f in fs for x in f["rows"][row]["views"][k]])
                 for b in (15, 30, 45, 60):
                     d[f"{k}@{b}"] = _mean([
@@ -235,14 +238,15 @@ def print_table(summary: dict, result: dict) -> None:
         if not n:
             continue
         print(
-            f"\n[{subset}: {n} faces]  mse x1e3 (all | @45-60)  perc  id  depth  collapse  proxy x1e3  s/face"
+            f"\n[{subset}: {n} faces]  mse x1e3 (all | @45-60)  perc  id  depth  normal deg  collapse  proxy x1e3  s/face"
         )
         for row in ROWS:
             d = summary[row][subset]
             far = _mean([d["mse@45"], d["mse@60"]])
             print(
                 f"  {row:24s} {1e3 * d['mse']:6.2f} | {1e3 * far:6.2f}  {d['perceptual']:.3f} "
-                f"{d['identity']:.3f} {d['depth']:.3f} {d['collapse']:7.2f} {1e3 * d['proxy']:7.2f} "
+                f"{d['identity']:.3f} {d['depth']:.3f} {d.get('normal', float('nan')):6.1f} "
+                f"{d['collapse']:7.2f} {1e3 * d['proxy']:7.2f} "
                 f"{d['seconds']:6.1f}"
             )
     c = summary["camera_estimate"]

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from facelab.errors import InvalidInput
 from facelab.geometry.eg3d import (
     camera_params,
     mirror_cam2world,
@@ -336,3 +337,58 @@ def _save_tiny(G, stem, save_checkpoint):
     d["generator"] = G.config.to_dict()
     tensors = {f"G_ema.{k}": v for k, v in G.state_dict().items()}
     save_checkpoint(stem, tensors, {"kind": "triplane-gan", "config": d, "status": "tiny test G"})
+
+
+# ------------------------------------------------------------------ normals from depth maps
+
+
+def _tilted_plane_depth(cam, res, angle):
+    """Camera-z depth of the plane through the origin with normal (sin a, 0, cos a)."""
+    c2w, K = split_camera_params(cam)
+    Kp = pixel_intrinsics(K, res)[0]
+    v, u = torch.meshgrid(
+        torch.arange(res, dtype=F64) + 0.5, torch.arange(res, dtype=F64) + 0.5, indexing="ij"
+    )
+    d_cam = torch.stack(
+        [(u - Kp[0, 2]) / Kp[0, 0], (v - Kp[1, 2]) / Kp[1, 1], torch.ones_like(u)], -1
+    )
+    d_w = d_cam @ c2w[0, :3, :3].T
+    n = torch.tensor([math.sin(angle), 0.0, math.cos(angle)], dtype=F64)
+    o = c2w[0, :3, 3]
+    return (-(o @ n) / (d_w @ n))[None]
+
+
+def test_depth_normals_of_a_plane_and_the_angle_between_two_planes():
+    from facelab.methods.spi.evaluate import depth_normals, normal_error
+
+    res = 20
+    for yaw in (0.0, 0.3, -0.25):
+        cam = _cams([yaw])
+        n = depth_normals(_plane_depth(cam, res), cam)
+        inner = n[0, 1:-1, 1:-1].reshape(-1, 3)
+        # the plane z = 0 seen from the front (cameras at z > 0): normal +z everywhere
+        torch.testing.assert_close(inner, torch.tensor([[0.0, 0.0, 1.0]], dtype=F64).expand_as(inner),
+                                   atol=1e-9, rtol=0)  # fmt: skip
+        assert n[0, 0].abs().sum() == 0  # border: no central difference
+        for deg in (0.0, 10.0, 25.0):
+            tilted = _tilted_plane_depth(cam, res, math.radians(deg))
+            err = normal_error(tilted, _plane_depth(cam, res), cam)
+            assert err.shape == (1,) and float(err) == pytest.approx(deg, abs=1e-6)
+    # the mask: pixels whose 4 neighbours are all inside; an empty mask gives NaN
+    cam = _cams([0.1])
+    d0, d1 = _plane_depth(cam, res), _tilted_plane_depth(cam, res, math.radians(15))
+    m = torch.zeros(1, res, res, dtype=torch.bool)
+    m[:, 5:9, 5:9] = True
+    assert float(normal_error(d1, d0, cam, m)) == pytest.approx(15.0, abs=1e-6)
+    assert math.isnan(float(normal_error(d1, d0, cam, torch.zeros_like(m))))
+    with pytest.raises(InvalidInput, match=r"\(B, H, W\)"):
+        normal_error(d1[0], d0[0], cam)
+
+
+def test_normal_error_is_differentiable():
+    from facelab.methods.spi.evaluate import normal_error
+
+    cam = _cams([0.2])
+    d = _tilted_plane_depth(cam, 8, math.radians(20)).requires_grad_(True)
+    normal_error(d, _plane_depth(cam, 8), cam).sum().backward()
+    assert d.grad is not None and torch.isfinite(d.grad).all() and d.grad.abs().sum() > 0

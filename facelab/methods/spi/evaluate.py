@@ -11,7 +11,9 @@ light and albedo from any camera, with exact depth, so here the novel views are 
 - :func:`view_metrics`: per view MSE (colour in [0, 1]), the dlib-feature perceptual distance,
   the identity similarity (cosine of dlib embeddings of the unaligned 32 px views — a
   like-for-like proxy, not a face-verification score), the depth error over the true face
-  pixels, and the paper's proxy (the view from the mirrored camera vs the flipped photo);
+  pixels, the normal error (:func:`normal_error`: the angle between the surface normals of the
+  inverted and the true depth maps), and the paper's proxy (the view from the mirrored camera
+  vs the flipped photo);
 - :func:`collapse_index`: relative nose-to-cheek depth of the frontal view, inverted vs true
   (1 = the true relief, 0 = a flat face, the "collapsed geometry" of single-view inversion).
 """
@@ -23,16 +25,19 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from ...geometry.eg3d import camera_params, normalized_intrinsics
+from ...errors import InvalidInput
+from ...geometry.eg3d import camera_params, normalized_intrinsics, split_camera_params
 from .camera import camera_yaw_pitch, mirror_camera_params
-from .warp import sample_at
+from .warp import sample_at, unproject_depth
 
 __all__ = [
     "EVAL_YAWS",
     "WorldFace",
     "WorldFaces",
     "collapse_index",
+    "depth_normals",
     "identity_similarity",
+    "normal_error",
     "view_metrics",
 ]
 
@@ -192,7 +197,8 @@ def view_metrics(
 ) -> dict[str, torch.Tensor]:
     """Per-view metrics ``(V,)`` of the inverted face's ``render`` (from ``face.view_cameras``)
     against the true views: ``mse`` (colour in [0, 1]), ``perceptual`` (dlib features),
-    ``identity`` (cosine), ``depth`` (mean |error| over true head pixels, EG3D units)."""
+    ``identity`` (cosine), ``depth`` (mean |error| over true head pixels, EG3D units),
+    ``normal`` (mean angle in degrees between the depth maps' normals, :func:`normal_error`)."""
     img = render["image"].clamp(-1, 1)
     out = {"mse": ((img - face.views) / 2).square().flatten(1).mean(1)}
     if distance is not None:
@@ -203,7 +209,57 @@ def view_metrics(
     out["depth"] = ((render["depth"] - face.view_depth).abs() * m).flatten(1).sum(1) / m.flatten(
         1
     ).sum(1).clamp(min=1)
+    out["normal"] = normal_error(
+        render["depth"], face.view_depth, face.view_cameras, face.view_mask
+    )
     return out
+
+
+def depth_normals(depth: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    r"""World-space unit normals ``(B, H, W, 3)`` of the surface seen in ``depth (B, H, W)``
+    (camera z) by EG3D cameras ``camera (B, 25)``, facing the camera.
+
+    With :math:`X(u, v)` the unprojected pixels (:func:`~facelab.methods.spi.unproject_depth`),
+    :math:`n \propto (X_{u+1} - X_{u-1}) \times (X_{v+1} - X_{v-1})` (central differences),
+    its sign chosen so that :math:`n \cdot (o - X) > 0` with :math:`o` the camera centre. The
+    one-pixel border has no central difference: its normals are 0.
+    """
+    X = unproject_depth(depth, camera)
+    du = X[:, 1:-1, 2:] - X[:, 1:-1, :-2]
+    dv = X[:, 2:, 1:-1] - X[:, :-2, 1:-1]
+    n = torch.linalg.cross(du, dv, dim=-1)
+    c2w, _ = split_camera_params(camera.to(depth.dtype))
+    to_cam = c2w[:, None, None, :3, 3] - X[:, 1:-1, 1:-1]
+    n = torch.where((n * to_cam).sum(-1, keepdim=True) < 0, -n, n)
+    n = F.normalize(n, dim=-1)
+    return F.pad(n.permute(0, 3, 1, 2), (1, 1, 1, 1)).permute(0, 2, 3, 1)
+
+
+def normal_error(
+    pred_depth: torch.Tensor,
+    true_depth: torch.Tensor,
+    camera: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean angle in degrees ``(B,)`` between the normals (:func:`depth_normals`) of
+    ``pred_depth`` and ``true_depth`` (both ``(B, H, W)`` camera z from ``camera``), over the
+    pixels of ``mask (B, H, W)`` whose four neighbours are in it too (so no difference straddles
+    the silhouette; all interior pixels when ``mask`` is None). NaN for a view with none."""
+    if pred_depth.shape != true_depth.shape or pred_depth.dim() != 3:
+        raise InvalidInput(
+            f"depth maps must both be (B, H, W), got {tuple(pred_depth.shape)} and "
+            f"{tuple(true_depth.shape)}"
+        )
+    true_depth = true_depth.to(pred_depth)
+    n_p, n_t = depth_normals(pred_depth, camera), depth_normals(true_depth, camera)
+    m = torch.ones_like(pred_depth, dtype=torch.bool) if mask is None else mask.bool()
+    inner = torch.zeros_like(m)
+    inner[:, 1:-1, 1:-1] = (m[:, 1:-1, 1:-1] & m[:, 1:-1, 2:] & m[:, 1:-1, :-2]
+                            & m[:, 2:, 1:-1] & m[:, :-2, 1:-1])  # fmt: skip
+    cos = (n_p * n_t).sum(-1).clamp(-1.0, 1.0)
+    ang = torch.rad2deg(torch.arccos(cos))
+    w = inner.to(ang.dtype)
+    return (ang * w).flatten(1).sum(1) / w.flatten(1).sum(1)
 
 
 def _depth_at(depth: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
