@@ -5,7 +5,8 @@ the photo at an input yaw is inverted with the shipped tri-plane GAN (``cpu-32``
 renders from the true cameras at yaws +-15, 30, 45, 60 are compared with the world's true
 views of the same person. Sets (interleaved, so a time-limited run stays balanced):
 near-frontal (|yaw| <= 8), large yaw (30-45, both sides), asymmetric (30-45, a dark mark
-painted on one cheek of the albedo).
+painted on one cheek of the albedo), side light (30-45, a strong key light from one side of the
+head, fixed to it: ``WorldFaces.set_side_light``).
 
 Rows (the ablation ladder of the paper, then remove-one, an oracle and the floor):
 
@@ -51,7 +52,7 @@ ROWS = [
     "- depth reg",
     "oracle: GT-depth warps",
 ]
-SETS = ("near-frontal", "large yaw", "asymmetric")
+SETS = ("near-frontal", "large yaw", "asymmetric", "side light")
 
 
 def face_plan(n: int, seed: int):
@@ -59,7 +60,7 @@ def face_plan(n: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     plan = []
     for i in range(n):
-        kind = SETS[i % 3]
+        kind = SETS[i % len(SETS)]
         u = float(torch.rand(1, generator=g))
         side = 1.0 if float(torch.rand(1, generator=g)) < 0.5 else -1.0
         yaw = (u * 16 - 8) if kind == "near-frontal" else side * (30 + 15 * u)
@@ -90,6 +91,8 @@ def camera_estimate(W, face) -> dict:
     batch = W.big.sample_views(face.index, W.seed, 1, yaws=[face.input_yaw])
     if face.asymmetric:
         W._paint_mark(batch)
+    if face.side_light:
+        W.set_side_light(batch)
     out = W.big.render(batch)  # the same person and camera at 256 px
     try:
         pc = estimate_camera(out["image"][:1].float(), resolution=W.res, model=W.big.model)
@@ -131,7 +134,9 @@ def run(minutes: float, max_faces: int, seed: int, fast_steps: tuple[int, int], 
         if (time.perf_counter() - t_start) / 60 > minutes:
             break
         t0 = time.perf_counter()
-        face = W.face(index, yaw, asymmetric=(kind == "asymmetric"))
+        face = W.face(
+            index, yaw, asymmetric=(kind == "asymmetric"), side_light=(kind == "side light")
+        )
         rows = {}
         rows["floor (mean latent)"] = score(floor_result(G, face.camera, cfg), face, dist, net)
         lat0 = invert_latent(G, face.photo, face.camera, variant(cfg, symmetry=False), dist)

@@ -392,3 +392,35 @@ def test_normal_error_is_differentiable():
     d = _tilted_plane_depth(cam, 8, math.radians(20)).requires_grad_(True)
     normal_error(d, _plane_depth(cam, 8), cam).sum().backward()
     assert d.grad is not None and torch.isfinite(d.grad).all() and d.grad.abs().sum() > 0
+
+
+def test_side_light_lights_one_half_of_the_face_in_every_view(with_shared_data):
+    """WorldFaces' side key light is fixed to the head: the lit half stays lit from -30 to
+    +30 degrees, and only the light changes (same depth, same masks)."""
+    from facelab.methods.spi.evaluate import WorldFaces
+
+    W = WorldFaces()
+    yaws = [-30.0, 0.0, 30.0]
+    plain, side = W.render(1000, yaws), W.render(1000, yaws, side_light=True)
+    torch.testing.assert_close(side["depth"], plain["depth"])
+    assert torch.equal(side["face"], plain["face"])
+
+    def halves(v):
+        img, m = (v["image"] + 1) / 2, v["face"].float()
+        cols = torch.arange(img.shape[-1], dtype=torch.float32)
+        out = []
+        for k in range(len(yaws)):
+            cx = float((m[k] * cols).sum() / m[k].sum())  # the face's centre column
+            left, right = m[k] * (cols < cx), m[k] * (cols >= cx)
+            g = img[k].mean(0)
+            out.append(
+                (float((g * left).sum() / left.sum()), float((g * right).sum() / right.sum()))
+            )
+        return out
+
+    hs = halves(side)
+    contrast = [abs(a - b) / (a + b) for a, b in hs]
+    base = [abs(a - b) / (a + b) for a, b in halves(plain)]
+    assert min(contrast) > 0.1 and min(c - b for c, b in zip(contrast, base)) > 0
+    # the same half is the bright one in every view (the light turns with the head)
+    assert len({a > b for a, b in hs}) == 1

@@ -8,6 +8,8 @@ light and albedo from any camera, with exact depth, so here the novel views are 
   framing: :func:`facelab.gan.triplane_data.world_config`, pitch and roll 0), its exact EG3D
   camera, the face-region mask, and the true views at ``eval_yaws`` with their depth;
   ``asymmetric=True`` paints a dark mark on one cheek of the albedo (in every view);
+  ``side_light=True`` replaces the key light by one from the person's side, fixed to the head
+  (:meth:`WorldFaces.set_side_light`), so one half of the face is lit and the other in shade;
 - :func:`view_metrics`: per view MSE (colour in [0, 1]), the dlib-feature perceptual distance,
   the identity similarity (cosine of dlib embeddings of the unaligned 32 px views — a
   like-for-like proxy, not a face-verification score), the depth error over the true face
@@ -66,6 +68,7 @@ class WorldFace:
     view_mask: torch.Tensor
     view_cameras: torch.Tensor
     frontal_landmarks: torch.Tensor
+    side_light: bool = False
     meta: dict = field(default_factory=dict)
 
 
@@ -114,7 +117,37 @@ class WorldFaces:
         disc = (d < 0.05).to(batch.albedo)
         batch.albedo = batch.albedo * (1 - 0.7 * disc)
 
-    def render(self, index: int, yaws: list[float], asymmetric: bool = False) -> dict:
+    #: the side key light's direction ``h`` (towards the light) in the frame that the head's
+    #: rotation ``params.rotation`` maps into each camera: from one side of the face, a little
+    #: above and in front (measured: the lit half is 1.4-2.3x as bright as the other from -30 to
+    #: +30 degrees of yaw)
+    SIDE_LIGHT = (-0.85, -0.2, -0.45)
+    #: the side light's colour is the scene's key colour times this (the world's environment
+    #: light is bright enough at realism 0.5 to wash out a key light of its own strength)
+    SIDE_LIGHT_GAIN = 3.0
+
+    def set_side_light(self, batch) -> None:
+        """Replace ``batch``'s key light by :attr:`SIDE_LIGHT` (model frame), the same for every
+        view of the head: in view ``k`` it is ``R_k h`` with ``R_k`` the head's rotation, its
+        colour the scene's key colour times :attr:`SIDE_LIGHT_GAIN`, and the SH light is the
+        environment plus the new key light's SH."""
+        from ...geometry.rotation import axis_angle_to_matrix
+        from ...render.shading import sh_basis
+        from ...world.lighting import sh_of_key
+
+        p = batch.params
+        h = torch.tensor(self.SIDE_LIGHT, dtype=torch.float64)
+        h = h / h.norm()
+        R = axis_angle_to_matrix(p.rotation.double().cpu())
+        key_dir = (R @ h).to(batch.key_dir)
+        batch.key_dir = key_dir
+        batch.key_color = batch.key_color * self.SIDE_LIGHT_GAIN
+        key_sh = sh_of_key(key_dir.double().cpu(), batch.key_color.double().cpu(), sh_basis)
+        p.light = (batch.env_sh.double().cpu() + key_sh).to(p.light)
+
+    def render(
+        self, index: int, yaws: list[float], asymmetric: bool = False, side_light: bool = False
+    ) -> dict:
         """The person ``index`` at ``yaws`` (degrees): images ``(V, 3, R, R)`` in [-1, 1],
         depth ``(V, R, R)`` (EG3D units, 0 off the face), masks ``(V, R, R)`` (head, face),
         cameras ``(V, 25)``, landmarks ``(V, 68, 2)`` (R pixels)."""
@@ -123,6 +156,8 @@ class WorldFaces:
         batch = self.r.sample_views(index, self.seed, len(yaws), yaws=[float(y) for y in yaws])
         if asymmetric:
             self._paint_mark(batch)
+        if side_light:
+            self.set_side_light(batch)
         out = self.r.render(batch)
         c2w, s = world_to_eg3d(
             out["cam2world"].double(), self.r.face_center.double(), self.distance
@@ -146,11 +181,11 @@ class WorldFaces:
 
     def face(
         self, index: int, input_yaw: float, asymmetric: bool = False,
-        eval_yaws: tuple[float, ...] = EVAL_YAWS,
+        eval_yaws: tuple[float, ...] = EVAL_YAWS, side_light: bool = False,
     ) -> WorldFace:  # fmt: skip
         """One :class:`WorldFace`: the photo at ``input_yaw``, true views at ``eval_yaws`` and 0."""
         yaws = [float(input_yaw)] + [float(y) for y in eval_yaws] + [0.0]
-        v = self.render(index, yaws, asymmetric)
+        v = self.render(index, yaws, asymmetric, side_light)
         return WorldFace(
             index=index,
             input_yaw=float(input_yaw),
@@ -164,6 +199,7 @@ class WorldFaces:
             view_mask=v["mask"][1:],
             view_cameras=v["cameras"][1:],
             frontal_landmarks=v["landmarks"][-1],
+            side_light=side_light,
         )
 
     def oracle(self, face: WorldFace):
@@ -172,7 +208,8 @@ class WorldFaces:
 
         def f(cameras: torch.Tensor):
             yaw, _ = camera_yaw_pitch(cameras)
-            v = self.render(face.index, torch.rad2deg(yaw).tolist(), face.asymmetric)
+            v = self.render(face.index, torch.rad2deg(yaw).tolist(), face.asymmetric,
+                            face.side_light)  # fmt: skip
             return v["depth"], v["mask"], v["cameras"]
 
         return f
