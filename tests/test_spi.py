@@ -105,8 +105,9 @@ def test_orbit_like_keeps_distance_and_pitch():
 # ------------------------------------------------------------------ warping on an analytic plane
 
 
-def _plane_depth(cam, res, z0=0.0):
-    """Camera-z depth of the plane world z = z0 seen by cam (B=1), by ray intersection."""
+def _plane_depth(cam, res, z0=0.0, tilt=0.0):
+    """Camera-z depth, seen by cam (B=1), of the plane through (0, 0, z0) with normal
+    (sin tilt, 0, cos tilt) (tilt 0: the plane world z = z0), by ray intersection."""
     c2w, K = split_camera_params(cam)
     Kp = pixel_intrinsics(K, res)[0]
     v, u = torch.meshgrid(
@@ -117,7 +118,8 @@ def _plane_depth(cam, res, z0=0.0):
     )
     d_w = d_cam @ c2w[0, :3, :3].T
     o = c2w[0, :3, 3]
-    t = (z0 - o[2]) / d_w[..., 2]  # ray o + t d_w; camera z = t since d_cam has z = 1
+    n = torch.tensor([math.sin(tilt), 0.0, math.cos(tilt)], dtype=F64)
+    t = (n[2] * z0 - o @ n) / (d_w @ n)  # ray o + t d_w; camera z = t since d_cam has z = 1
     return t[None]
 
 
@@ -342,22 +344,6 @@ def _save_tiny(G, stem, save_checkpoint):
 # ------------------------------------------------------------------ normals from depth maps
 
 
-def _tilted_plane_depth(cam, res, angle):
-    """Camera-z depth of the plane through the origin with normal (sin a, 0, cos a)."""
-    c2w, K = split_camera_params(cam)
-    Kp = pixel_intrinsics(K, res)[0]
-    v, u = torch.meshgrid(
-        torch.arange(res, dtype=F64) + 0.5, torch.arange(res, dtype=F64) + 0.5, indexing="ij"
-    )
-    d_cam = torch.stack(
-        [(u - Kp[0, 2]) / Kp[0, 0], (v - Kp[1, 2]) / Kp[1, 1], torch.ones_like(u)], -1
-    )
-    d_w = d_cam @ c2w[0, :3, :3].T
-    n = torch.tensor([math.sin(angle), 0.0, math.cos(angle)], dtype=F64)
-    o = c2w[0, :3, 3]
-    return (-(o @ n) / (d_w @ n))[None]
-
-
 def test_depth_normals_of_a_plane_and_the_angle_between_two_planes():
     from facelab.methods.spi.evaluate import depth_normals, normal_error
 
@@ -371,12 +357,12 @@ def test_depth_normals_of_a_plane_and_the_angle_between_two_planes():
                                    atol=1e-9, rtol=0)  # fmt: skip
         assert n[0, 0].abs().sum() == 0  # border: no central difference
         for deg in (0.0, 10.0, 25.0):
-            tilted = _tilted_plane_depth(cam, res, math.radians(deg))
+            tilted = _plane_depth(cam, res, tilt=math.radians(deg))
             err = normal_error(tilted, _plane_depth(cam, res), cam)
             assert err.shape == (1,) and float(err) == pytest.approx(deg, abs=1e-6)
     # the mask: pixels whose 4 neighbours are all inside; an empty mask gives NaN
     cam = _cams([0.1])
-    d0, d1 = _plane_depth(cam, res), _tilted_plane_depth(cam, res, math.radians(15))
+    d0, d1 = _plane_depth(cam, res), _plane_depth(cam, res, tilt=math.radians(15))
     m = torch.zeros(1, res, res, dtype=torch.bool)
     m[:, 5:9, 5:9] = True
     assert float(normal_error(d1, d0, cam, m)) == pytest.approx(15.0, abs=1e-6)
@@ -389,7 +375,7 @@ def test_normal_error_is_differentiable():
     from facelab.methods.spi.evaluate import normal_error
 
     cam = _cams([0.2])
-    d = _tilted_plane_depth(cam, 8, math.radians(20)).requires_grad_(True)
+    d = _plane_depth(cam, 8, tilt=math.radians(20)).requires_grad_(True)
     normal_error(d, _plane_depth(cam, 8), cam).sum().backward()
     assert d.grad is not None and torch.isfinite(d.grad).all() and d.grad.abs().sum() > 0
 
