@@ -63,6 +63,8 @@ __all__ = [
     "density_tv_loss",
     "make_discriminator",
     "sample_triplanes",
+    "template_from_mesh",
+    "template_occupancy",
 ]
 
 
@@ -80,6 +82,12 @@ class TriplaneConfig(JsonConfig):
         ray_start, ray_end: sampling range (ray distance); ``box_warp``: the box's side.
         sr_res: super-resolution output size (``0`` or ``render_res``: none).
         c_dim: camera conditioning size (25 = EG3D's; 0 = unconditional mapping).
+        template_prior: ``beta`` of the template density prior (0 = none, EG3D's design):
+            ``beta (2 o(p) - 1)`` is added to the density logit, ``o`` the occupancy of a
+            template head (:func:`template_occupancy`), so the untrained field is already a
+            solid head and training learns the residual.
+        template_res, template_softness: the template's ``(x, y)`` grid and the width ``tau``
+            of its front/back surfaces (box units).
     """
 
     z_dim: int = 64
@@ -100,8 +108,16 @@ class TriplaneConfig(JsonConfig):
     box_warp: float = 1.0
     sr_res: int = 0
     c_dim: int = 25
+    template_prior: float = 0.0
+    template_res: int = 64
+    template_softness: float = 0.02
 
     def __post_init__(self) -> None:
+        if self.template_prior < 0 or self.template_softness <= 0 or self.template_res < 4:
+            raise InvalidInput(
+                "template_prior must be >= 0, template_softness > 0 and template_res >= 4, "
+                f"got {self.template_prior}, {self.template_softness}, {self.template_res}"
+            )
         if self.features < 3:
             raise InvalidInput(
                 f"features must be >= 3 (the first three are RGB), got {self.features}"
@@ -161,6 +177,69 @@ def sample_triplanes(
     return out.reshape(B, 3, C, -1).mean(1).transpose(1, 2)
 
 
+def template_from_mesh(
+    verts: torch.Tensor, faces: torch.Tensor, res: int = 64, box_warp: float = 1.0
+) -> torch.Tensor:
+    """A two-sided depth hull ``(3, res, res)`` of a mesh in the box: the front (largest) and
+    back (smallest) ``z`` of the surface over each ``(x, y)`` cell, and the cell's coverage.
+
+    The mesh ``verts (V, 3)`` (box coordinates, +z towards the frontal camera) is rasterized
+    orthographically along ``z`` twice (:func:`facelab.render.rasterize`, once with depth
+    ``2 b - z`` so the front wins, once with ``2 b + z`` so the back wins) on the grid that
+    :func:`sample_triplanes` uses for the ``xy`` plane (column ``j`` at
+    ``x = ((2 j + 1) / res - 1) b / 2``, row ``i`` likewise in ``y``). Holes inside the
+    silhouette (eye sockets, the mouth line) are closed (a 3 x 3 closing of the coverage) and
+    every uncovered cell's ``z`` is filled from its neighbours, so bilinear reads at the
+    silhouette do not mix in zeros.
+    """
+    from ..render.rasterize import rasterize
+
+    if verts.dim() != 2 or verts.shape[-1] != 3 or faces.dim() != 2 or faces.shape[-1] != 3:
+        raise InvalidInput(
+            f"verts must be (V, 3) and faces (F, 3), got {tuple(verts.shape)}, {tuple(faces.shape)}"
+        )
+    b = float(box_warp)
+    uv = (verts[:, :2] * (2.0 / b) + 1.0) * (res / 2.0)
+    out = []
+    for sign in (-1.0, 1.0):  # front: depth 2b - z; back: depth 2b + z
+        screen = torch.cat([uv, (2 * b + sign * verts[:, 2:3])], 1)[None]
+        frags = rasterize(screen, faces, res)
+        z = (frags.zbuf[0] - 2 * b) * sign
+        out.append(torch.where(frags.mask[0], z, torch.zeros_like(z)))
+    cover = frags.mask[0].to(verts.dtype)[None, None]
+    closed = -F.max_pool2d(-F.max_pool2d(cover, 3, 1, 1), 3, 1, 1)
+    known = cover.clone()
+    zs = torch.stack(out)[:, None]  # (2, 1, R, R)
+    for _ in range(res):  # fill every uncovered cell from its known neighbours
+        if bool(known.all()):
+            break
+        num = F.avg_pool2d(zs * known, 3, 1, 1, count_include_pad=False)
+        den = F.avg_pool2d(known, 3, 1, 1, count_include_pad=False)
+        grow = (den > 0) & (known == 0)
+        zs = torch.where(grow, num / den.clamp_min(1e-12), zs)
+        known = torch.where(grow, torch.ones_like(known), known)
+    return torch.cat([zs[:, 0], torch.maximum(cover, closed)[0]], 0)
+
+
+def template_occupancy(
+    template: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0, softness: float = 0.02
+) -> torch.Tensor:
+    r"""Soft occupancy ``(B, M)`` in [0, 1] of ``points (B, M, 3)`` in the two-sided depth hull
+    ``template (3, R, R)`` (:func:`template_from_mesh`):
+
+    .. math::  o(p) = m(p_x, p_y)\, s\big((f(p_x, p_y) - p_z)/\tau\big)\,
+               s\big((p_z - k(p_x, p_y))/\tau\big)
+
+    with ``f, k, m`` the front, back and coverage read bilinearly at ``(p_x, p_y)`` and ``s``
+    the logistic function."""
+    B, M, _ = points.shape
+    g = (points[..., :2] * (2.0 / box_warp)).reshape(1, 1, B * M, 2).to(template.dtype)
+    t = F.grid_sample(template[None], g, mode="bilinear", padding_mode="zeros",
+                      align_corners=False)[0, :, 0].reshape(3, B, M)  # fmt: skip
+    z = points[..., 2].to(template.dtype)
+    return t[2] * torch.sigmoid((t[0] - z) / softness) * torch.sigmoid((z - t[1]) / softness)
+
+
 class TriplaneDecoder(nn.Module):
     """EG3D's decoder: ``FC(C, hidden) -> softplus -> FC(hidden, 1 + features)``; density
     ``softplus(s - 1)``, features ``sigmoid(.) * 1.002 - 0.001``."""
@@ -170,9 +249,16 @@ class TriplaneDecoder(nn.Module):
         self.fc0 = nn.Linear(in_channels, hidden)
         self.fc1 = nn.Linear(hidden, 1 + features)
 
-    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, f: torch.Tensor, density_bias: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``f (..., C)`` -> ``(sigma (...), features (..., F))``; ``density_bias (...)`` is
+        added to the density logit before the softplus (the template prior)."""
         h = self.fc1(F.softplus(self.fc0(f)))
-        sigma = F.softplus(h[..., 0] - 1.0)
+        logit = h[..., 0] - 1.0
+        if density_bias is not None:
+            logit = logit + density_bias
+        sigma = F.softplus(logit)
         feats = torch.sigmoid(h[..., 1:]) * (1 + 2e-3) - 1e-3
         return sigma, feats
 
@@ -224,6 +310,26 @@ class TriplaneGenerator(nn.Module):
             if cfg.sr_res and cfg.sr_res != cfg.render_res
             else None
         )
+        if cfg.template_prior > 0:
+            # set by set_template (the training command builds it from the 3DMM's mean head)
+            self.register_buffer("template", torch.zeros(3, cfg.template_res, cfg.template_res))
+
+    def set_template(self, verts: torch.Tensor, faces: torch.Tensor) -> None:
+        """Build the template prior's depth hull from a mesh in the box
+        (:func:`template_from_mesh`); needs ``config.template_prior > 0``."""
+        if self.config.template_prior <= 0:
+            raise InvalidInput("set_template needs a config with template_prior > 0")
+        t = template_from_mesh(verts, faces, self.config.template_res, self.config.box_warp)
+        self.template.copy_(t.to(self.template))
+
+    def density_bias(self, points: torch.Tensor) -> torch.Tensor | None:
+        """The template prior's density-logit bias ``beta (2 o(p) - 1)`` at ``points``
+        (None without a template)."""
+        cfg = self.config
+        if cfg.template_prior <= 0:
+            return None
+        o = template_occupancy(self.template, points, cfg.box_warp, cfg.template_softness)
+        return cfg.template_prior * (2 * o - 1)
 
     @property
     def z_dim(self) -> int:
@@ -255,7 +361,9 @@ class TriplaneGenerator(nn.Module):
         half = 0.5 * self.config.box_warp
 
         def f(points: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            sigma, feats = self.decoder(sample_triplanes(planes, points, self.config.box_warp))
+            feats_in = sample_triplanes(planes, points, self.config.box_warp)
+            bias = self.density_bias(points)
+            sigma, feats = self.decoder(feats_in, None if bias is None else bias.to(feats_in))
             inside = (points.abs() <= half).all(-1)
             return sigma * inside.to(sigma.dtype), feats
 
@@ -357,7 +465,9 @@ def density_tv_loss(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """EG3D's density regulariser: ``mean |sigma(p) - sigma(p + N(0, eps^2))|`` at ``n_points``
-    uniform points of the box per sample (``eps = 0.004 box_warp``)."""
+    uniform points of the box per sample (``eps = 0.004 box_warp``). ``sigma`` is the
+    decoder's density *without* the template prior: the regulariser smooths what is learned,
+    not the template's own surface."""
     b = G.config.box_warp
     eps = 0.004 * b if eps is None else eps
     B = planes.shape[0]

@@ -24,7 +24,15 @@ import torch
 from ..errors import InvalidInput
 from ..geometry.eg3d import EG3D_FOCAL, EG3D_LOOKAT, EG3D_RADIUS, fov_degrees
 
-__all__ = ["TriplaneViews", "ViewsConfig", "build_views", "world_config", "world_to_eg3d"]
+__all__ = [
+    "TriplaneViews",
+    "ViewsConfig",
+    "build_views",
+    "mean_head",
+    "view_distance",
+    "world_config",
+    "world_to_eg3d",
+]
 
 
 @dataclass
@@ -80,6 +88,27 @@ def world_to_eg3d(
     return out, s
 
 
+def view_distance(face_width: float, fill: float) -> float:
+    """Camera distance (model units) at which a face ``face_width`` wide fills ``fill`` of an
+    EG3D image (focal ``4.2647`` image widths)."""
+    return EG3D_FOCAL * float(face_width) / float(fill)
+
+
+def mean_head(cfg: ViewsConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The morphable model's mean shape as the world renders it, in EG3D's head frame
+    (:func:`world_to_eg3d`'s transform): ``(verts (V, 3), faces (F, 3))``, float32. The 3D
+    GAN's template prior (:attr:`facelab.gan.triplane.TriplaneConfig.template_prior`)."""
+    from ..world import WorldRenderer
+
+    cfg = cfg or ViewsConfig()
+    r = WorldRenderer(world_config(cfg))
+    s = (EG3D_RADIUS - EG3D_LOOKAT[2]) / view_distance(r.face_width, cfg.fill)
+    c = r.face_center.double().clone()
+    c[0] = 0.0
+    v = s * (r.model.mean.double() - c) + c.new_tensor(EG3D_LOOKAT)
+    return v.float(), r.model.faces.clone()
+
+
 def build_views(
     directory: str | Path, cfg: ViewsConfig | None = None, progress: bool = True
 ) -> Path:
@@ -95,8 +124,7 @@ def build_views(
     wcfg = world_config(cfg)
     ds = WorldDataset(wcfg, length=cfg.length, seed=cfg.seed)
     r = ds.renderer
-    W = cfg.image_size
-    distance = EG3D_FOCAL * W * r.face_width / (cfg.fill * W)
+    distance = view_distance(r.face_width, cfg.fill)
     meta = {"views": asdict(cfg), "world": wcfg.to_dict(), "distance_model_units": distance}
     t0 = time.time()
     n_chunks = (cfg.length + cfg.chunk - 1) // cfg.chunk

@@ -198,12 +198,12 @@ def world_consistency(
     from dataclasses import replace
 
     from ..world import WorldDataset
-    from .triplane_data import ViewsConfig, world_config, world_to_eg3d
+    from .triplane_data import ViewsConfig, view_distance, world_config, world_to_eg3d
 
     vcfg = replace(views_config or ViewsConfig(), image_size=resolution)
     ds = WorldDataset(world_config(vcfg), length=n, seed=seed)
     r = ds.renderer
-    distance = 4.2647 * r.face_width / vcfg.fill
+    distance = view_distance(r.face_width, vcfg.fill)
     errs, covs, stats = [], [], []
     for i in range(n):
         batch = r.sample_views(i, seed, 3, yaws=[0.0, yaw_degrees, -yaw_degrees])

@@ -56,7 +56,7 @@ from .loop import (
 )
 from .loss import g_nonsaturating_loss, lazy_r1_weight
 from .triplane import TriplaneConfig, TriplaneGenerator, density_tv_loss, make_discriminator
-from .triplane_data import TriplaneViews, ViewsConfig, build_views
+from .triplane_data import TriplaneViews, ViewsConfig, build_views, mean_head
 
 __all__ = [
     "CONFIGS",
@@ -120,6 +120,21 @@ CONFIGS: dict[str, TriplaneTrainConfig] = {
         batch=8,
         steps=3000,
         max_minutes=120.0,
+    ),
+    # The shipped run: cpu-32 plus the template density prior (TriplaneConfig.template_prior):
+    # the 3DMM's mean head as a two-sided depth hull, beta = 20 on the density logit, so the
+    # field starts as a solid head and the GAN learns colour and the geometric residual.
+    # Without it (cpu-32, 3000 steps, 125 min) the field stays a semi-transparent fog
+    # (opacity 0.33, relief 0.13 vs the world's 0.30). Measured at one thread: 0.44 s per
+    # step on a free core (30-step smoke run), ~0.9 s beside other work; 7,000 steps planned,
+    # capped at 115 min.
+    "cpu-32-prior": TriplaneTrainConfig(
+        name="cpu-32-prior",
+        views={},
+        generator={"template_prior": 20.0},
+        batch=8,
+        steps=7000,
+        max_minutes=115.0,
     ),
     # Smoke test (seconds): the loop, checkpoint and resume, not a model.
     "tiny": TriplaneTrainConfig(
@@ -221,6 +236,8 @@ def train(
     gcfg = cfg.gen_config()
     torch.manual_seed(cfg.seed)
     G = TriplaneGenerator(gcfg)
+    if gcfg.template_prior > 0:  # the 3DMM's mean head as the density prior
+        G.set_template(*mean_head(cfg.views_config()))
     D = make_discriminator(gcfg, channel_max=cfg.d_channel_max)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
