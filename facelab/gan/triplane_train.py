@@ -126,14 +126,14 @@ CONFIGS: dict[str, TriplaneTrainConfig] = {
     # field starts as a solid head and the GAN learns colour and the geometric residual.
     # Without it (cpu-32, 3000 steps, 125 min) the field stays a semi-transparent fog
     # (opacity 0.33, relief 0.13 vs the world's 0.30). Measured at one thread: 0.44 s per
-    # step on a free core (30-step smoke run), ~0.9 s beside other work; 7,000 steps planned,
-    # capped at 115 min.
+    # step on a free core (30-step smoke run and the first 350 steps); 10,000 steps planned
+    # (75-90 min), capped at 115 min.
     "cpu-32-prior": TriplaneTrainConfig(
         name="cpu-32-prior",
         views={},
         generator={"template_prior": 20.0},
         batch=8,
-        steps=7000,
+        steps=10000,
         max_minutes=115.0,
     ),
     # Smoke test (seconds): the loop, checkpoint and resume, not a model.
