@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 
 import torch
@@ -109,18 +108,22 @@ def camera_estimate(W, face) -> dict:
     }
 
 
-def run(minutes: float, max_faces: int, seed: int, fast_steps: tuple[int, int], log) -> dict:
-    from facelab.gan.triplane_train import load_triplane_generator
+def run(
+    minutes: float,
+    max_faces: int,
+    seed: int,
+    fast_steps: tuple[int, int],
+    log,
+    checkpoint: str | None = None,
+) -> dict:
+    from facelab.gan.triplane_train import load_triplane_generator, shipped_triplane_checkpoint
     from facelab.methods.spi.evaluate import WorldFaces, floor_result
     from facelab.methods.spi.invert import SPIConfig, invert3d, invert_latent, variant
     from facelab.methods.spi.losses import DlibFeatureDistance
     from facelab.vision.dlib_resnet import load_dlib_face_resnet
     from facelab.world import WorldRenderer
 
-    ckpt = os.path.join(
-        os.path.dirname(__file__), "..", "facelab", "assets", "triplane_gan", "cpu-32"
-    )
-    G, meta = load_triplane_generator(ckpt)
+    G, meta = load_triplane_generator(checkpoint or shipped_triplane_checkpoint())
     net = load_dlib_face_resnet().eval()
     dist = DlibFeatureDistance(net)
     W = WorldFaces()
@@ -270,12 +273,26 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="also write the raw results + summary JSON here")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="STEM",
+        help="tri-plane checkpoint stem (default: the shipped one, facelab/assets/triplane_gan/"
+        "cpu-32-prior)",
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     import sys
 
     steps = tuple(int(s) for s in a.steps.split(","))
-    result = run(a.minutes, a.faces, a.seed, steps, lambda m: print(m, file=sys.stderr, flush=True))
+    result = run(
+        a.minutes,
+        a.faces,
+        a.seed,
+        steps,
+        lambda m: print(m, file=sys.stderr, flush=True),
+        checkpoint=a.checkpoint,
+    )
     summary = summarise(result)
     doc = {"summary": summary, **result}
     if a.out:

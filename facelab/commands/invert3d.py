@@ -1,6 +1,6 @@
 """``facelab invert3d PHOTO --out DIR`` -- one photo to a free-view 3D face (3D GAN inversion).
 
-Inverts the shipped tri-plane 3D GAN (:mod:`facelab.gan.triplane`, checkpoint ``cpu-32``, 32 px
+Inverts the shipped tri-plane 3D GAN (:mod:`facelab.gan.triplane`, checkpoint ``cpu-32-prior``, 32 px
 neural rendering) on the photo with the facial symmetry prior of Yin et al. (CVPR 2023,
 :mod:`facelab.methods.spi`): detects the face (dlib, offline) and fits the head pose with the
 landmark stage of ``facelab fit`` to get the photo's camera in the GAN's convention, crops the
@@ -157,7 +157,7 @@ def handler(args: argparse.Namespace) -> int:
     check_output_dir(out)
     device = setup_compute(args)
 
-    from ..gan.triplane_train import load_triplane_generator
+    from ..gan.triplane_train import load_triplane_generator, shipped_triplane_checkpoint
     from ..geometry.eg3d import camera_params, normalized_intrinsics, orbit_cam2world
     from ..geometry.io import save_obj
     from ..geometry.mesh import Mesh
@@ -166,7 +166,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..methods.spi.masks import landmark_face_mask
     from ..viz.report import html_table, image_data_uri
 
-    stem = args.checkpoint or str(Path(__file__).parents[1] / "assets" / "triplane_gan" / "cpu-32")
+    stem = args.checkpoint or shipped_triplane_checkpoint()
     G, meta = load_triplane_generator(stem, device=device)
     R = G.config.out_res
     dist = None

@@ -64,7 +64,9 @@ __all__ = [
     "export_generator",
     "load_triplane_generator",
     "main",
+    "SHIPPED",
     "seed_run",
+    "shipped_triplane_checkpoint",
     "train",
 ]
 
@@ -354,6 +356,20 @@ def seed_run(stem: str | Path, run_dir: str | Path) -> bool:
     if log.is_file():
         shutil.copyfile(log, run_dir / "log.jsonl")
     return True
+
+
+SHIPPED = "cpu-32"  # becomes "cpu-32-prior" when that run is exported
+"""The tri-plane checkpoint the book, ``facelab invert3d`` and the benchmarks load."""
+
+
+def shipped_triplane_checkpoint(name: str = SHIPPED) -> Path:
+    """The stem ``facelab/assets/triplane_gan/NAME`` of a shipped tri-plane checkpoint
+    (``cpu-32-prior``: the template-prior generator; ``cpu-32``: EG3D's design, no prior)."""
+    stem = Path(__file__).resolve().parents[1] / "assets" / "triplane_gan" / name
+    if not stem.with_suffix(".json").is_file():
+        have = sorted(p.stem for p in stem.parent.glob("*.json"))
+        raise InvalidInput(f"no shipped tri-plane checkpoint {name!r}; shipped: {have}")
+    return stem
 
 
 def load_triplane_generator(
