@@ -154,3 +154,14 @@ def test_bad_template_input_fails_clearly():
     v, f = _box()
     with pytest.raises(InvalidInput, match="verts"):
         template_from_mesh(v[:, :2], f)
+
+
+def test_shipped_checkpoint_is_the_template_prior_generator():
+    from facelab.gan.triplane_train import SHIPPED, shipped_triplane_checkpoint
+
+    G, meta = load_triplane_generator(shipped_triplane_checkpoint())
+    assert meta["config"]["name"] == SHIPPED == "cpu-32-prior"
+    assert G.config.template_prior == 20.0
+    assert G.template[2].sum() > 100 and float(G.template[0].max()) > 0.2  # a head, not zeros
+    with pytest.raises(InvalidInput, match="shipped: \\['cpu-32"):
+        shipped_triplane_checkpoint("no-such-run")

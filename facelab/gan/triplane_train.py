@@ -358,7 +358,7 @@ def seed_run(stem: str | Path, run_dir: str | Path) -> bool:
     return True
 
 
-SHIPPED = "cpu-32"  # becomes "cpu-32-prior" when that run is exported
+SHIPPED = "cpu-32-prior"
 """The tri-plane checkpoint the book, ``facelab invert3d`` and the benchmarks load."""
 
 
