@@ -77,10 +77,12 @@ def inner_nme(pred: torch.Tensor, gt: torch.Tensor) -> float:
 
 
 def landmark_config():
-    """Stage-1 settings for DETECTED landmarks (chosen on the tuning faces, tune_fit.py)."""
-    from facelab.fit import LandmarkFitConfig
+    """Stage-1 settings for DETECTED landmarks (chosen on the tuning faces, tune_fit.py):
+    the library's :func:`facelab.fit.landmarks.detected_landmark_config`, which
+    :func:`facelab.fit.fit` also takes by default for a detector's landmarks."""
+    from facelab.fit.landmarks import detected_landmark_config
 
-    return LandmarkFitConfig(identity_prior=10.0)
+    return detected_landmark_config()
 
 
 def _bin(yaw: float) -> int | None:

@@ -310,3 +310,70 @@ def test_fit_from_detected_landmarks_beats_the_mean_face():
     e_fit = float(aligned_vertex_error(r.vertices[None].double(), gt.double(), 10.0)["mean"][0])
     e_mean = float(aligned_vertex_error(model.mean[None].double(), gt.double(), 10.0)["mean"][0])
     assert e_fit < e_mean, (e_fit, e_mean)
+
+
+# --- the detected-landmark stage-1 settings -------------------------------------------------
+def test_detected_landmark_config_values_and_overrides():
+    from facelab.fit import LandmarkFitConfig, detected_landmark_config
+
+    c = detected_landmark_config()
+    assert (c.identity_prior, c.expression_prior) == (10.0, 10.0)
+    assert c.sigma == LandmarkFitConfig().sigma  # only the priors differ from the defaults
+    assert detected_landmark_config(expression_prior=3.0).expression_prior == 3.0
+    with pytest.raises(InvalidInput, match="no_such_field"):
+        detected_landmark_config(no_such_field=1.0)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_fit_takes_the_detected_config_only_for_calibrated_landmarks(monkeypatch):
+    """``facelab.fit.fit`` hands stage 1 :func:`detected_landmark_config` when a calibration is
+    in use and no ``landmark_config`` is given; the defaults without a calibration (the
+    landmarks are the model's own points); an explicit config always wins."""
+    import facelab.fit.api as api
+    from facelab.fit import LandmarkFitConfig, detected_landmark_config, fit
+    from facelab.models import load
+    from facelab.world import WorldConfig, WorldDataset
+
+    model = load("ict-face")
+    s = WorldDataset(WorldConfig(model="ict-face", image_size=128, realism=0.0), length=1,
+                     seed=4, model=model)[0]  # fmt: skip
+    seen = []
+
+    def spy(mdl, target, size, config=None, **kw):
+        seen.append(config)
+        raise _Stop
+
+    monkeypatch.setattr(api, "fit_landmarks", spy)
+    # a neutral calibration: no offsets, equal spreads (equal weights)
+    cal = LandmarkCalibration("test", "ict-face", torch.zeros(68, 2), torch.full((68,), 0.02))
+    mine = LandmarkFitConfig(expression_prior=7.0)
+    for kw in ({"calibration": cal}, {"calibration": None},
+               {"calibration": cal, "landmark_config": mine}):  # fmt: skip
+        with pytest.raises(_Stop):
+            fit(s["image"], model=model, landmarks=s["landmarks2d"], progress=False, **kw)
+    assert seen[0] == detected_landmark_config()
+    assert seen[1] is None  # fit_landmarks' own defaults
+    assert seen[2] is mine
+
+
+def test_detected_config_shrinks_the_expression_noise_explains():
+    """Noisy landmarks of a neutral face: the stronger priors leave a smaller expression (and
+    a smaller identity) than the plain defaults."""
+    from facelab.fit import LandmarkFitConfig, detected_landmark_config, fit_landmarks
+    from facelab.geometry.camera import intrinsics, project
+    from facelab.models import load
+    from facelab.models.morphable import pose_points
+
+    model = load("ict-face")
+    g = torch.Generator().manual_seed(0)
+    v = pose_points(model.mean[None], torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 60.0]]))
+    K = intrinsics(torch.tensor([800.0]), torch.tensor([800.0]), 128.0, 128.0)
+    lm = project(v[:, model.landmarks], K)
+    noisy = lm + 2.0 * torch.randn(lm.shape, generator=g)
+    plain = fit_landmarks(model, noisy, (256, 256), LandmarkFitConfig(contour=False)).params
+    tuned = fit_landmarks(model, noisy, (256, 256), detected_landmark_config(contour=False)).params
+    assert tuned.expression.norm() < 0.7 * plain.expression.norm()
+    assert tuned.identity.norm() < plain.identity.norm()

@@ -20,7 +20,14 @@ Several photos of one person: :func:`facelab.fit.multi.fit_multi` (shared identi
 from __future__ import annotations
 
 from .api import EXTREME_YAW, MIN_FACE_PX, crop_box, crop_image, crop_intrinsics, fast_mode, fit
-from .landmarks import LandmarkFit, LandmarkFitConfig, fit_landmarks, pos_pose, refine_pose
+from .landmarks import (
+    LandmarkFit,
+    LandmarkFitConfig,
+    detected_landmark_config,
+    fit_landmarks,
+    pos_pose,
+    refine_pose,
+)
 from .losses import charbonnier, gaussian_prior, landmark_loss, photometric_loss, sh_prior
 from .multi import fit_multi
 from .photometric import (
@@ -49,6 +56,7 @@ __all__ = [
     "crop_image",
     "crop_intrinsics",
     "default_stages",
+    "detected_landmark_config",
     "estimate_light",
     "fast_mode",
     "fit",

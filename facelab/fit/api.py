@@ -34,7 +34,7 @@ from ..geometry.rotation import axis_angle_to_matrix, matrix_to_yaw_pitch_roll
 from ..models.morphable import pose_points
 from ..models.params import FaceParams
 from .calibration import LandmarkEmbedding
-from .landmarks import LandmarkFitConfig, fit_landmarks
+from .landmarks import LandmarkFitConfig, detected_landmark_config, fit_landmarks
 from .photometric import FitConfig, fit_photometric, linear_to_srgb
 from .render import render_face
 from .result import FitResult, face_region
@@ -136,6 +136,9 @@ class PreparedPhoto:
             the fit projects the embedding's points instead of the landmark vertices).
         source: the photo's name in messages.
         detected: the landmarks came from the detector (not given).
+        calibrated: a detector calibration is in use (the landmarks are a detector's points,
+            detected here or given with ``calibration``), so the fit takes
+            :func:`facelab.fit.landmarks.detected_landmark_config` by default.
         detect_seconds: time of detection (or of checking the given landmarks).
     """
 
@@ -147,6 +150,14 @@ class PreparedPhoto:
     detected: bool
     detect_seconds: float
     embedding: LandmarkEmbedding | None = None
+    calibrated: bool = False
+
+    def landmark_config(self, config: LandmarkFitConfig | None) -> LandmarkFitConfig | None:
+        """``config``, or for a detector's landmarks the tuned
+        :func:`~facelab.fit.landmarks.detected_landmark_config` (``None``: the defaults)."""
+        if config is None and self.calibrated:
+            return detected_landmark_config()
+        return config
 
 
 def prepare_photo(
@@ -212,6 +223,7 @@ def prepare_photo(
         detected=landmarks is None,
         detect_seconds=seconds,
         embedding=embedding,
+        calibrated=cal is not None,
     )
 
 
@@ -509,7 +521,7 @@ def fit(
     _, _, H, W = img.shape
     t0 = time.perf_counter()
     lf = fit_landmarks(
-        mdl, lm_target[None], (H, W), landmark_config, visible=lm_weights,
+        mdl, lm_target[None], (H, W), prep.landmark_config(landmark_config), visible=lm_weights,
         embedding=prep.embedding,
     )  # fmt: skip
     timings["landmarks"] = time.perf_counter() - t0

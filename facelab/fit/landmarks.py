@@ -42,7 +42,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,6 +92,27 @@ class LandmarkFitConfig:
     fit_expression: bool = True
     contour: bool = True
     robust: float | None = None
+
+
+def detected_landmark_config(**overrides: Any) -> LandmarkFitConfig:
+    """Stage-1 settings for a DETECTOR's landmarks (what :func:`facelab.fit.fit` uses when
+    a detector calibration is in play and no ``landmark_config`` is given).
+
+    A detector's points are noisy and defined differently from the model's landmark vertices,
+    and the plain least-squares fit explains the difference with identity and, mostly, with
+    expression: on the tuning faces (``benchmarks/tune_fit.py``: world seed 5 and the Blender
+    tuning half, 24 faces, dlib) the mean identity with the *fitted* expression scored worse
+    than the mean face. Stronger Tikhonov priors, chosen there (the landmark-only median s2m,
+    as a ratio to the mean face's: 1.11 with ``identity_prior`` 10 alone, 1.05 with
+    ``expression_prior`` 10 as well): ``identity_prior=10``, ``expression_prior=10``.
+    ``overrides`` replace single fields.
+    """
+    base = LandmarkFitConfig(identity_prior=10.0, expression_prior=10.0)
+    known = set(LandmarkFitConfig.__dataclass_fields__)
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise InvalidInput(f"unknown LandmarkFitConfig fields {bad}; known {sorted(known)}")
+    return replace(base, **overrides)
 
 
 @dataclass

@@ -524,8 +524,9 @@ def fit_multi(
     wts = None if preps[0].weights is None else torch.stack([p.weights for p in preps])
     t0 = time.perf_counter()
     lf = fit_landmarks(
-        mdl, targets, (H, W), landmark_config, visible=wts, shared_identity=shared_identity
-    )
+        mdl, targets, (H, W), preps[0].landmark_config(landmark_config), visible=wts,
+        shared_identity=shared_identity,
+    )  # fmt: skip
     t_lm = time.perf_counter() - t0
     f = lf.params.focal
     K_full = intrinsics(f, f, torch.full_like(f, W / 2.0), torch.full_like(f, H / 2.0))

@@ -221,7 +221,7 @@ def fit_gar(
     lm_w = None if prep.weights is None else prep.weights[None]
     _, _, H, W = img.shape
     t0 = time.perf_counter()
-    lcfg = landmark_config or LandmarkFitConfig(identity_prior=10.0)
+    lcfg = prep.landmark_config(landmark_config) or LandmarkFitConfig(identity_prior=10.0)
     lf = fit_landmarks(mdl, lm_t[None], (H, W), lcfg, visible=lm_w)
     timings["landmarks"] = time.perf_counter() - t0
     f = lf.params.focal
