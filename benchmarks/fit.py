@@ -78,7 +78,7 @@ def inner_nme(pred: torch.Tensor, gt: torch.Tensor) -> float:
 
 def landmark_config():
     """Stage-1 settings for DETECTED landmarks (chosen on the tuning faces, tune_fit.py):
-    the library's :func:`facelab.fit.landmarks.detected_landmark_config`, which
+    the library's :func:`facelab.fit.detected_landmark_config`, which
     :func:`facelab.fit.fit` also takes by default for a detector's landmarks."""
     from facelab.fit.landmarks import detected_landmark_config
 

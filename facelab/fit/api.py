@@ -138,7 +138,7 @@ class PreparedPhoto:
         detected: the landmarks came from the detector (not given).
         calibrated: a detector calibration is in use (the landmarks are a detector's points,
             detected here or given with ``calibration``), so the fit takes
-            :func:`facelab.fit.landmarks.detected_landmark_config` by default.
+            :func:`facelab.fit.detected_landmark_config` by default.
         detect_seconds: time of detection (or of checking the given landmarks).
     """
 
@@ -154,7 +154,7 @@ class PreparedPhoto:
 
     def landmark_config(self, config: LandmarkFitConfig | None) -> LandmarkFitConfig | None:
         """``config``, or for a detector's landmarks the tuned
-        :func:`~facelab.fit.landmarks.detected_landmark_config` (``None``: the defaults)."""
+        :func:`~facelab.fit.detected_landmark_config` (``None``: the defaults)."""
         if config is None and self.calibrated:
             return detected_landmark_config()
         return config
