@@ -27,6 +27,24 @@ machine is shared) and the process's CPU time (what one unloaded core would take
 stages start from the landmark fit's shape) with and without the old landmark weight 300, vs
 the full (one-stage) schedule; mean +- std over faces.
 
+**MICC-like settings** (``--settings micc``; MICC Florence's three video conditions, mirrored
+in :mod:`facelab.world` at realism 1 and 256 px, seed 7, the first ``--micc-n`` faces of
+each; the ranges are ours):
+
+- ``cooperative``: indoor, frontal -- yaw +-15 deg, pitch +-10, soft light (ambient 0.55-0.75,
+  key 0.1-0.3), the face filling 50-60 % of the frame;
+- ``indoor PTZ``: a pan-tilt-zoom camera -- yaw +-40, pitch +-20, a smaller face (30-45 %),
+  stronger blur and sensor noise (x2 the realism-1 scale);
+- ``outdoor``: strong sun -- key light 0.8-1.2 with shadows, little ambient (0.15-0.3), yaw
+  +-30, pitch +-15.
+
+**Time to error** (``--time-to-error``, FAST): GANFit's Adam stages started from (a) the
+landmark fit's shape (``one_stage=False``), (b) the mean shape (the default) and (c) the
+start regressor's prediction (``fast_start``, Fast-GANFit), each run for 0, 25, 50 and 100 %
+of the FAST schedule's steps; median s2m and seconds per photo over the first
+``--tte-world`` world and ``--tte-blender`` Blender faces. 0 % of (c) is the regressor alone
+(with the landmark fit's pose); 0 % of (b) is the mean face posed by the landmark fit.
+
 **Paper** (Gecer et al. 2019, Table 1; protocol in the GANFit repository's
 ``micc_evaluation.py``): MICC Florence average 0.95 mm -- different data (real scans,
 real video frames), quoted for scale only.
@@ -80,16 +98,34 @@ def texture_errors(model, face: dict, albedo: torch.Tensor) -> dict[str, float]:
     return uv_texture_error(model, albedo.double(), face["albedo"].double(), face["visible"])
 
 
-def world_faces(model, per_bin: int, seed: int = 7, size: int = 256) -> list[dict]:
-    """The benchmark's world faces with their albedo map and visible vertices."""
+#: MICC-like world settings (module doc): WorldConfig overrides at realism 1.
+MICC_SETTINGS = {
+    "cooperative": {"yaw_range": (-15.0, 15.0), "pitch_range": (-10.0, 10.0),
+                    "ambient_range": (0.55, 0.75), "key_range": (0.1, 0.3),
+                    "fill_range": (0.5, 0.6)},
+    "indoor PTZ": {"yaw_range": (-40.0, 40.0), "pitch_range": (-20.0, 20.0),
+                   "fill_range": (0.3, 0.45), "blur": 2.0, "noise": 2.0},
+    "outdoor": {"yaw_range": (-30.0, 30.0), "pitch_range": (-15.0, 15.0),
+                "key_range": (0.8, 1.2), "ambient_range": (0.15, 0.3), "shadows": 1.0},
+}  # fmt: skip
+
+
+def world_faces(model, per_bin: int, seed: int = 7, size: int = 256, first: int | None = None,
+                **overrides) -> list[dict]:  # fmt: skip
+    """The benchmark's world faces with their albedo map and visible vertices: the first
+    ``per_bin`` of every yaw bin, or (``first``) the first ``first`` samples; ``overrides``
+    are :class:`~facelab.world.WorldConfig` fields (the MICC-like settings)."""
     from facelab.methods.ganfit.fit_metrics import visible_vertices
     from facelab.models.morphable import pose_points
     from facelab.world import WorldConfig, WorldDataset
 
-    ds = WorldDataset(WorldConfig(model="ict-face", image_size=size, realism=1.0), length=400,
-                      seed=seed, model=model, include_albedo=True)  # fmt: skip
+    wc = WorldConfig(model="ict-face", image_size=size, realism=1.0, **overrides)
+    ds = WorldDataset(wc, length=400, seed=seed, model=model, include_albedo=True)
+    picked = (
+        bfit.select_samples(ds, per_bin) if first is None else [(None, ds[i]) for i in range(first)]
+    )
     out = []
-    for _, s in bfit.select_samples(ds, per_bin):
+    for _, s in picked:
         f = bfit.world_face(s, model)
         v = model.forward(s["identity"][None], s["expression"][None])
         posed = pose_points(v, s["rotation"][None], s["translation"][None])[0]
@@ -181,10 +217,74 @@ def ablation(faces, dets, model, enc, args, cal) -> list[dict]:
     return out
 
 
+def micc(model, enc, args, cal) -> tuple[list[dict], dict[str, list[dict]]]:
+    """The MICC-like settings: mean face, Part I and GANFit on ``--micc-n`` faces each."""
+    summary, rows = [], {}
+    for name, over in MICC_SETTINGS.items():
+        faces = world_faces(model, 0, first=args.micc_n, **over)
+        dets = bfit.detect_all(faces, args.detector)
+        rows[name] = []
+        for i, (f, d) in enumerate(zip(faces, dets)):
+            r = run_face(f, d, model, enc, args, cal)
+            rows[name].append(r)
+            cells = ", ".join(f"{m} {_f(r.get(m), '.2f')}" for m in ROWS)
+            print(f"  micc {name} [{i + 1}/{len(faces)}] yaw {f['yaw']:+6.1f}: {cells} mm",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        summary += [e for e in summarize(rows[name], f"micc {name}") if e["bin"] == "all"]
+    return summary, rows
+
+
+TTE_STARTS = {
+    "landmark fit": {"one_stage": False},
+    "mean shape (default)": {},
+    "start regressor (Fast-GANFit)": {"fast_start": True},
+}
+TTE_FRACTIONS = (0.0, 0.25, 0.5, 1.0)
+
+
+def time_to_error(model, args, cal) -> list[dict]:
+    """s2m and seconds per photo by start and by the fraction of the FAST schedule run."""
+    from facelab.methods.ganfit.fit import GanFitConfig, GanStage, default_stages
+    from facelab.methods.ganfit.fit import fit as fit_ganfit
+
+    faces = world_faces(model, 0, first=args.tte_world) if args.tte_world else []
+    faces += bfit.blender_faces(model, "report", limit=args.tte_blender) if args.tte_blender else []
+    dets = bfit.detect_all(faces, args.detector)
+    out = []
+    for start, kw in TTE_STARTS.items():
+        for frac in TTE_FRACTIONS:
+            stages = [GanStage(s.name, round(s.steps * frac), s.lr, s.params)
+                      for s in default_stages(fast=True)]  # fmt: skip
+            stages = [s for s in stages if s.steps > 0]
+            cfg = GanFitConfig(stages=stages, progress=False, fast=True, **kw)
+            errs, wall, cpu = {"world": [], "blender": []}, [], []
+            for f, d in zip(faces, dets):
+                key = f["name"].split("/")[0]
+                if d is None:
+                    errs[key].append(math.inf)
+                    continue
+                t0, c0 = time.perf_counter(), time.process_time()
+                r = fit_ganfit(f["image"], model=model, landmarks=d, calibration=cal,
+                               landmark_config=bfit.landmark_config(), config=cfg)  # fmt: skip
+                wall.append(f["detect_seconds"] + time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                errs[key].append(bfit.face_s2m(f, r.vertices, model))
+            e = {"start": start, "fraction": frac, "steps": sum(s.steps for s in stages),
+                 "seconds_per_photo": statistics.median(wall) if wall else math.nan,
+                 "cpu_seconds_per_photo": statistics.median(cpu) if cpu else math.nan}  # fmt: skip
+            for key, xs in errs.items():
+                if xs:
+                    e[f"{key}_n"] = len(xs)
+                    e[f"{key}_s2m_median_mm"] = bfit.median_with_failures(xs)
+            out.append(e)
+            print(f"  time-to-error {start} x{frac}: {e}", file=sys.stderr, flush=True)
+    return out
+
+
 def targets(summary: list[dict], fast: bool) -> list[dict]:
     by = {(r["set"], r["bin"], r["method"]): r for r in summary}
     out = []
-    for st in sorted({r["set"] for r in summary}):
+    for st in sorted({r["set"] for r in summary if not r["set"].startswith("micc")}):
         g, p = by.get((st, "all", "GANFit")), by.get((st, "all", "Part I"))
         if g and p:
             out.append({"target": f"{st}: GANFit shape error below the Part I fit (median, all bins)",
@@ -248,12 +348,16 @@ def run(args) -> dict:
         summary += summarize(rows[name], name)
         if name == "world" and args.ablation_n > 0:
             abl = ablation(faces, dets, model, enc, args, cal)
+    micc_summary, micc_rows = micc(model, enc, args, cal) if args.settings == "micc" else ([], {})
+    tte = time_to_error(model, args, cal) if args.time_to_error else []
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     meta = {"fast": args.fast, "per_bin": args.per_bin, "blender_n": args.blender_n,
             "detector": args.detector, "threads": torch.get_num_threads(),
             "load_average_end": load_avg, "seconds": time.perf_counter() - t_all,
             "identity_network": "dlib-ResNet port (the same network as the GANFit identity loss)"}  # fmt: skip
     return {"meta": meta, "summary": summary, "rows": rows, "ablation": abl,
+            "micc_settings": {"config": MICC_SETTINGS, "summary": micc_summary, "rows": micc_rows},
+            "time_to_error": tte,
             "paper_mm_different_data": PAPER, "targets": targets(summary, args.fast)}  # fmt: skip
 
 
@@ -264,7 +368,15 @@ def parse_args(argv=None):
     ap.add_argument("--per-bin", type=int, default=10, help="world faces per yaw bin (10)")
     ap.add_argument("--blender-n", type=int, default=None, help="at most this many Blender faces")
     ap.add_argument("--ablation-n", type=int, default=3, help="world faces in the ablation (3)")
-    ap.add_argument("--sets", default="world,blender", help="comma list: world, blender")
+    ap.add_argument("--sets", default="world,blender",
+                    help="comma list: world, blender (empty: neither)")  # fmt: skip
+    ap.add_argument("--settings", default=None, choices=("micc",),
+                    help="also the MICC-like world settings (module doc)")  # fmt: skip
+    ap.add_argument("--micc-n", type=int, default=8, help="faces per MICC-like setting (8)")
+    ap.add_argument("--time-to-error", action="store_true",
+                    help="also the start x schedule-length study (FAST)")  # fmt: skip
+    ap.add_argument("--tte-world", type=int, default=8, help="world faces in it (8)")
+    ap.add_argument("--tte-blender", type=int, default=6, help="Blender faces in it (6)")
     ap.add_argument("--detector", default="auto", help="facelab.vision.get_detector name")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args(argv)
@@ -290,6 +402,16 @@ def main(argv=None) -> int:
                 f"{k} {v[0]:.4f}+-{v[1]:.4f}" for k, v in e.items() if isinstance(v, tuple)
             )
             print(f"  {e['variant']:24s} n={e['n']}  {cells}")
+    if out["micc_settings"]["summary"]:
+        print("\nMICC-like settings (world, realism 1; module doc)")
+        print(format_table(out["micc_settings"]["summary"]))
+    if out["time_to_error"]:
+        print("\ntime to error (FAST schedule fraction; median s2m mm, s/photo)")
+        for e in out["time_to_error"]:
+            print(f"  {e['start']:30s} x{e['fraction']:<4g} steps {e['steps']:3d}  "
+                  f"world {_f(e.get('world_s2m_median_mm'), '.3f')}  "
+                  f"blender {_f(e.get('blender_s2m_median_mm'), '.3f')}  "
+                  f"{_f(e['seconds_per_photo'], '.1f')} s ({_f(e['cpu_seconds_per_photo'], '.1f')} cpu)")  # fmt: skip
     print("\npaper (different data):", out["paper_mm_different_data"])
     print("identity similarity uses", m["identity_network"])
     for t in out["targets"]:

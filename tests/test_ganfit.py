@@ -304,6 +304,9 @@ def test_cli_fit_method_ganfit_round_trip(tmp_path, capsys, ganfit_photo):
     assert p["method"] == "ganfit" and len(p["gan_latent"]) == G_W_DIM
     assert main(["fit", ganfit_photo, "--out", str(tmp_path / "x"), "--method", "ganfit",
                  "--landmarks-only"]) == 1  # fmt: skip
+    # --fast-start is GANFit's: the classic fit refuses it with a message, writes nothing
+    assert main(["fit", ganfit_photo, "--out", str(tmp_path / "y"), "--fast-start"]) == 1
+    assert "--method ganfit" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
 def test_fit_multi_shares_identity_and_texture(ganfit_photo):

@@ -17,7 +17,9 @@ landmarks, refines pose, shape, expression, albedo and light photometrically
 ``--method ganfit`` fits with GANFit (:mod:`facelab.methods.ganfit`: the texture GAN as the
 albedo model, identity / content / pixel / landmark losses) and also writes
 ``gan_texture.png`` (the GAN's UV map; files key ``"gan_texture"``) and the latent in
-``params.json`` (``"gan_latent"``).
+``params.json`` (``"gan_latent"``). ``--fast-start`` (with ``--method ganfit``) starts its
+optimisation from the shipped start regressor's shape and expression (Fast-GANFit,
+:mod:`facelab.methods.ganfit.regressor`) instead of the mean shape.
 
 ``--method gar`` fits by inverting GAR (:mod:`facelab.methods.gar`: a generator of face crops
 conditioned on the 3DMM's normal map; encoder start, then refinement of pose, shape,
@@ -117,6 +119,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--glb", action="store_true", help="also write mesh.glb (binary glTF)")
     p.add_argument(
+        "--fast-start",
+        action="store_true",
+        help="with --method ganfit: start from the start regressor's shape and expression "
+        "(Fast-GANFit) instead of the mean shape",
+    )
+    p.add_argument(
         "--method",
         default="classic",
         choices=tuple(METHODS),
@@ -132,8 +140,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _classic(args, cfg):
+    from ..errors import InvalidInput
     from ..fit import fit, fit_multi
 
+    if getattr(args, "fast_start", False):
+        raise InvalidInput("--fast-start is GANFit's (Fast-GANFit); add --method ganfit")
     return fit, fit_multi, {"config": cfg, "photometric": not args.landmarks_only}
 
 
@@ -143,7 +154,9 @@ def _ganfit(args, cfg):
 
     if args.landmarks_only:
         raise InvalidInput("--landmarks-only is the classic fit's stage 1; drop --method ganfit")
-    gcfg = GanFitConfig() if args.resolution is None else GanFitConfig(resolution=args.resolution)
+    gcfg = GanFitConfig(fast_start=getattr(args, "fast_start", False))
+    if args.resolution is not None:
+        gcfg.resolution = args.resolution
     return fit, fit_multi, {"config": gcfg}
 
 
@@ -151,6 +164,8 @@ def _gar(args, cfg):
     from ..errors import InvalidInput
     from ..methods.gar.invert import GARFitConfig, fit_gar
 
+    if getattr(args, "fast_start", False):
+        raise InvalidInput("--fast-start is GANFit's (Fast-GANFit); GAR starts from its encoder")
     if args.landmarks_only or args.shared_identity:
         raise InvalidInput(
             "--method gar fits one photo at a time through the learned renderer; drop "

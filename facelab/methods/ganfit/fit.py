@@ -77,6 +77,7 @@ __all__ = [
     "latent_stats",
     "load_components",
     "random_view",
+    "start_from_regressor",
 ]
 
 #: Parameter groups an Adam stage may optimise.
@@ -134,6 +135,10 @@ class GanFitConfig:
         random_yaw: the second render's yaw offset is uniform in +-this (degrees).
         random_expression: its blendshape weights move by up to this.
         seed: seed of the second render's draws.
+        fast_start: start the Adam stages from the start regressor's identity and expression
+            (Fast-GANFit, :mod:`facelab.methods.ganfit.regressor`) instead of the mean shape
+            (``one_stage``) or the landmark fit's (two stages); the pose still comes from
+            the landmark fit.
         fast: FAST mode (128 px, short schedule; also ``FACELAB_FAST=1``).
         progress: a tqdm bar.
         on_nan: ``"raise"`` (``FitDiverged``) or ``"stop"`` (keep the last finite state, warn).
@@ -148,6 +153,7 @@ class GanFitConfig:
     random_yaw: float = 25.0
     random_expression: float = 0.3
     seed: int = 0
+    fast_start: bool = False
     fast: bool = False
     progress: bool = True
     on_nan: str = "raise"
@@ -193,6 +199,38 @@ def load_components(generator=None, encoder=None):
             _COMPONENTS["enc"] = DlibIdentity().eval()
         encoder = _COMPONENTS["enc"]
     return generator, encoder
+
+
+def start_from_regressor(
+    params: FaceParams,
+    images: torch.Tensor,
+    landmarks: torch.Tensor,
+    shared_identity: bool = False,
+    regressor=None,
+) -> FaceParams:
+    """``params`` (the landmark fit's) with identity and expression replaced by the start
+    regressor's predictions for ``images (B, 3, H, W)`` at ``landmarks (B, 68, 2)``
+    (the detector's points); ``shared_identity`` averages the identity over the photos.
+    ``regressor``: a :class:`~facelab.methods.ganfit.regressor.StartRegressor` (default: the
+    shipped one, cached)."""
+    from .regressor import load_start_regressor, predict_start
+
+    if regressor is None:
+        if "start" not in _COMPONENTS:
+            _COMPONENTS["start"] = load_start_regressor()[0]
+        regressor = _COMPONENTS["start"]
+    ident, expr = predict_start(regressor, images, landmarks, params.identity.shape[1])
+    if expr.shape[1] != params.expression.shape[1]:
+        raise InvalidInput(
+            f"the start regressor predicts {expr.shape[1]} expression weights, the model has "
+            f"{params.expression.shape[1]}"
+        )
+    if shared_identity:
+        ident = ident.mean(0, keepdim=True).expand_as(params.identity)
+    out = params.clone()
+    out.identity = ident.to(params.identity).clone()
+    out.expression = expr.to(params.expression).clone()
+    return out
 
 
 @torch.no_grad()
@@ -369,7 +407,7 @@ def fit_crops(
         "expression": p0.expression.clone(),
         "latent": w0.clone().to(dt),
     }
-    if cfg.one_stage:
+    if cfg.one_stage and not cfg.fast_start:  # fast_start: init carries the regressor's
         base["identity"] = torch.zeros_like(base["identity"])
         base["expression"] = torch.zeros_like(base["expression"])
 
@@ -494,9 +532,11 @@ def fit_multi(
     min_face_px: float = 40,
     generator=None,
     encoder=None,
+    start_regressor=None,
 ) -> list[GanFitResult]:
     """GANFit on several photos: with ``shared_identity`` one identity and one texture latent
-    (one person), else each photo on its own. Arguments as :func:`fit` (lists)."""
+    (one person), else each photo on its own. Arguments as :func:`fit` (lists); with
+    ``config.fast_start`` and ``shared_identity`` the regressor's identities are averaged."""
     t_all = time.perf_counter()
     mdl = _resolve_model(model)
     if not photos:
@@ -528,6 +568,14 @@ def fit_multi(
         shared_identity=shared_identity,
     )  # fmt: skip
     t_lm = time.perf_counter() - t0
+    init, t_start = lf.params, 0.0
+    if cfg.fast_start:
+        t0 = time.perf_counter()
+        init = start_from_regressor(
+            lf.params, torch.cat([p.image for p in preps]).to(mdl.dtype),
+            torch.stack([p.landmarks for p in preps]), shared_identity, start_regressor,
+        )  # fmt: skip
+        t_start = time.perf_counter() - t0
     f = lf.params.focal
     K_full = intrinsics(f, f, torch.full_like(f, W / 2.0), torch.full_like(f, H / 2.0))
     crops = [
@@ -536,7 +584,7 @@ def fit_multi(
     ]
     lmc = torch.stack([c.to_crop(p.target) for c, p in zip(crops, preps)])
     lmr = torch.stack([c.to_crop(p.landmarks) for c, p in zip(crops, preps)])
-    cf = fit_crops(mdl, torch.cat([c.image for c in crops]), lmc, lf.params,
+    cf = fit_crops(mdl, torch.cat([c.image for c in crops]), lmc, init,
                    torch.cat([c.K for c in crops]), lf.landmark_vertices, cfg, wts,
                    torch.cat([c.valid for c in crops]), shared_identity, generator, encoder,
                    id_landmarks=lmr)  # fmt: skip
@@ -548,7 +596,7 @@ def fit_multi(
         history: dict[str, list[float]] = {"landmarks": list(lf.history)}
         for rec in cf.history:
             history.setdefault(str(rec["stage"]), []).append(float(rec["loss"]))
-        timings = {"detect": p.detect_seconds, "landmarks": t_lm, **{f"stage_{k}": v for k, v in cf.stage_seconds.items()},
+        timings = {"detect": p.detect_seconds, "landmarks": t_lm, "start": t_start, **{f"stage_{k}": v for k, v in cf.stage_seconds.items()},
                    "ganfit": sum(cf.stage_seconds.values())}  # fmt: skip
         kb = 0 if shared_identity else b
         res = package_result(mdl, p.image, p.landmarks, params, K_full[b], lf.landmark_vertices[b],
@@ -577,13 +625,16 @@ def fit(
     min_face_px: float = 40,
     generator=None,
     encoder=None,
+    start_regressor=None,
 ) -> GanFitResult:
     """GANFit on one photo: detect (or take ``landmarks``), landmark fit, GANFit stages,
     package a :class:`GanFitResult` over the full photo.
 
-    Arguments as :func:`facelab.fit.fit` (``config`` is a :class:`GanFitConfig`).
+    Arguments as :func:`facelab.fit.fit` (``config`` is a :class:`GanFitConfig`);
+    ``generator`` / ``encoder`` / ``start_regressor`` override the shipped texture GAN, dlib
+    network and start regressor (used with ``config.fast_start``).
     Raises what :func:`facelab.fit.fit` raises (NoFaceFound, InvalidInput, FitDiverged).
     """
     return fit_multi([photo], model, None if landmarks is None else [landmarks], config,
                      landmark_config, face, detector, fast, progress, calibration, False,
-                     min_face_px, generator, encoder)[0]  # fmt: skip
+                     min_face_px, generator, encoder, start_regressor)[0]  # fmt: skip
