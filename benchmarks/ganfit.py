@@ -217,19 +217,26 @@ def ablation(faces, dets, model, enc, args, cal) -> list[dict]:
     return out
 
 
+def run_set(label: str, faces, model, enc, args, cal) -> tuple[list[dict], list]:
+    """Detect, then :func:`run_face` every face (progress on stderr, also with --json: stdout
+    stays one JSON document); returns ``(rows, detections)``."""
+    dets = bfit.detect_all(faces, args.detector)
+    rows = []
+    for i, (f, d) in enumerate(zip(faces, dets)):
+        r = run_face(f, d, model, enc, args, cal)
+        rows.append(r)
+        cells = ", ".join(f"{m} {_f(r.get(m), '.2f')}" for m in ROWS)
+        print(f"  {label} [{i + 1}/{len(faces)}] {f['name']} yaw {f['yaw']:+6.1f}: {cells} mm",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return rows, dets
+
+
 def micc(model, enc, args, cal) -> tuple[list[dict], dict[str, list[dict]]]:
     """The MICC-like settings: mean face, Part I and GANFit on ``--micc-n`` faces each."""
     summary, rows = [], {}
     for name, over in MICC_SETTINGS.items():
         faces = world_faces(model, 0, first=args.micc_n, **over)
-        dets = bfit.detect_all(faces, args.detector)
-        rows[name] = []
-        for i, (f, d) in enumerate(zip(faces, dets)):
-            r = run_face(f, d, model, enc, args, cal)
-            rows[name].append(r)
-            cells = ", ".join(f"{m} {_f(r.get(m), '.2f')}" for m in ROWS)
-            print(f"  micc {name} [{i + 1}/{len(faces)}] yaw {f['yaw']:+6.1f}: {cells} mm",
-                  file=sys.stderr, flush=True)  # fmt: skip
+        rows[name], _ = run_set(f"micc {name}", faces, model, enc, args, cal)
         summary += [e for e in summarize(rows[name], f"micc {name}") if e["bin"] == "all"]
     return summary, rows
 
@@ -336,15 +343,7 @@ def run(args) -> dict:
     if "blender" in args.sets:
         sets["blender"] = bfit.blender_faces(model, "report", limit=args.blender_n)
     for name, faces in sets.items():
-        dets = bfit.detect_all(faces, args.detector)
-        rows[name] = []
-        for i, (f, d) in enumerate(zip(faces, dets)):
-            r = run_face(f, d, model, enc, args, cal)
-            rows[name].append(r)
-            # progress on stderr, also with --json (stdout stays one JSON document)
-            cells = ", ".join(f"{m} {_f(r.get(m), '.2f')}" for m in ROWS)
-            print(f"  {name} [{i + 1}/{len(faces)}] {f['name']} yaw {f['yaw']:+6.1f}: {cells} mm",
-                  file=sys.stderr, flush=True)  # fmt: skip
+        rows[name], dets = run_set(name, faces, model, enc, args, cal)
         summary += summarize(rows[name], name)
         if name == "world" and args.ablation_n > 0:
             abl = ablation(faces, dets, model, enc, args, cal)

@@ -5,8 +5,8 @@ regression network that gives the fit a starting point near the answer, so fewer
 reach the same error. Ours, at CPU scale:
 
 - **Input**: the square crop of the photo around the (detected) landmarks,
-  :func:`regressor_crop` -- :func:`facelab.fit.api.crop_box` with ``crop_scale`` (1.6, as
-  GANFit's own crop) resampled by :func:`facelab.fit.api.crop_image` to ``resolution`` px,
+  :func:`regressor_crop` -- :func:`facelab.fit.crop_box` with ``crop_scale`` (1.6, as
+  GANFit's own crop) resampled by :func:`facelab.fit.crop_image` to ``resolution`` px,
   mapped to [-1, 1]. The same function makes the training crops and the inference crops.
 - **Output**: the first ``n_identity`` ICT identity coefficients :math:`\hat p_s` and the
   ``n_expression`` blendshape weights :math:`\hat p_e` (clamped to [0, 1] at inference). Pose
@@ -28,7 +28,7 @@ reach the same error. Ours, at CPU scale:
 Shipped as ``facelab/assets/ganfit_start/`` (``start.safetensors`` + ``start.json`` +
 ``start.log.jsonl``), made by ``python -m facelab.methods.ganfit.regressor --seed 0 --out
 facelab/assets/ganfit_start``; :func:`load_start_regressor` loads it.
-:attr:`facelab.methods.ganfit.fit.GanFitConfig.fast_start` uses it.
+``GanFitConfig.fast_start`` (:class:`facelab.methods.ganfit.fit.GanFitConfig`) uses it.
 """
 
 from __future__ import annotations
