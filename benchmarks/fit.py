@@ -374,6 +374,83 @@ def format_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _fittable(landmarks: torch.Tensor) -> bool:
+    """The detected face is as large as :func:`facelab.fit.fit` accepts."""
+    from facelab.errors import InvalidInput
+    from facelab.fit.api import MIN_FACE_PX, check_face_size
+
+    try:
+        check_face_size(landmarks, "face", MIN_FACE_PX)
+    except InvalidInput:
+        return False
+    return True
+
+
+#: rows of ``--multi K``: several photos of one person (:func:`facelab.fit.fit_multi`)
+MULTI_ROWS = ("mean face", "one photo", "multi", "multi, no calibration")
+
+
+def multi_view(args, model) -> dict:
+    """``--multi K``: ``K`` world people (realism ``--realism``), each seen by ``--views``
+    cameras (:meth:`facelab.world.WorldDataset.multiview`, yaw within +-40 deg), every view
+    through the detector. Rows per person: the mean face; ``one photo`` (view 0 alone, as
+    ``facelab fit``); ``multi`` (:func:`~facelab.fit.fit_multi` over the detected views, the
+    single-photo pipeline: calibration, weights, detected config); ``multi, no calibration``
+    (the detected points taken as the model's vertices with the plain stage-1 defaults: what
+    ``fit_multi`` did before). A person none of whose views is detected is a failure; the
+    multi rows use the detected views."""
+    from facelab.fit import fit, fit_multi
+    from facelab.fit.calibration import load_calibration
+    from facelab.world import WorldConfig, WorldDataset
+
+    ds = WorldDataset(WorldConfig(model="ict-face", image_size=args.size, realism=args.realism,
+                                  yaw_range=(-40.0, 40.0), pitch_range=(-12.0, 12.0)),
+                      length=400, seed=args.seed + 100, model=model)  # fmt: skip
+    cal = None if args.calibration is None else load_calibration(args.detector, model.name)
+    rows = []
+    for i in range(args.multi):
+        mv = ds.multiview(i, args.views)
+        first = {k: mv[k][0] for k in ("identity", "expression", "ypr", "index", "image")}
+        face = world_face({**first, "landmarks2d": mv["landmarks2d"][0]}, model, args.scan_points)
+        views = [{"image": mv["image"][v]} for v in range(args.views)]
+        dets = detect_all(views, args.detector)
+        for v, d in enumerate(dets):  # a face too small to fit is a miss, as fit would refuse
+            if d is not None and not _fittable(d):
+                dets[v] = None
+        ok = [v for v, d in enumerate(dets) if d is not None]
+        row = {"person": i, "yaws": [round(float(y), 1) for y in mv["ypr"][:, 0]],
+               "detected_views": len(ok), "mean face": face_s2m(face, model.mean, model)}  # fmt: skip
+        if dets[0] is not None:
+            r = fit(views[0]["image"], model=model, landmarks=dets[0], calibration=cal,
+                    fast=args.fast, progress=False)  # fmt: skip
+            row["one photo"] = face_s2m(face, r.vertices, model)
+        else:
+            row["one photo"] = None
+        if ok:
+            imgs, lms = [views[v]["image"] for v in ok], [dets[v] for v in ok]
+            t0 = time.perf_counter()
+            rs = fit_multi(imgs, model=model, landmarks=lms, calibration=cal, fast=args.fast,
+                           progress=False)  # fmt: skip
+            row["multi_seconds"] = time.perf_counter() - t0
+            row["multi"] = face_s2m(face, rs[0].vertices, model)
+            rs = fit_multi(imgs, model=model, landmarks=lms, calibration=None, fast=args.fast,
+                           progress=False)  # fmt: skip
+            row["multi, no calibration"] = face_s2m(face, rs[0].vertices, model)
+        else:
+            row["multi"] = row["multi, no calibration"] = None
+        rows.append(row)
+        if not args.json:
+            cells = ", ".join(f"{m} {row[m]:.2f}" if row[m] is not None else f"{m} MISS"
+                              for m in MULTI_ROWS)  # fmt: skip
+            print(f"  multi [{i + 1}/{args.multi}] yaws {row['yaws']}: {cells} mm",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    summary = {m: median_with_failures([r[m] for r in rows]) for m in MULTI_ROWS}
+    base = summary["mean face"]
+    return {"people": args.multi, "views": args.views, "rows": rows,
+            "summary": [{"method": m, "median_s2m_mm": summary[m],
+                         "ratio_to_mean_face": summary[m] / base} for m in MULTI_ROWS]}  # fmt: skip
+
+
 def run(args) -> dict:
     from facelab.models import load
     from facelab.world import WorldConfig, WorldDataset
@@ -395,6 +472,7 @@ def run(args) -> dict:
         if faces:
             rows["blender"] = evaluate(faces, model, args, "blender")
             summary += summarize(rows["blender"], "blender")
+    multi = multi_view(args, model) if args.multi else None
     photos = [] if args.no_photos else bench_photos(args)
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     meta = {"realism": args.realism, "size": args.size, "seed": args.seed,
@@ -402,8 +480,11 @@ def run(args) -> dict:
             "compare_calibration": getattr(args, "compare_calibration", None),
             "threads": torch.get_num_threads(), "load_average": load_avg,
             "seconds": time.perf_counter() - t_all}  # fmt: skip
-    return {"meta": meta, "summary": summary, "rows": rows, "photos": photos,
-            "targets": targets(summary, args.fast)}  # fmt: skip
+    out = {"meta": meta, "summary": summary, "rows": rows, "photos": photos,
+           "targets": targets(summary, args.fast)}  # fmt: skip
+    if multi is not None:
+        out["multi"] = multi
+    return out
 
 
 def parse_args(argv=None):
@@ -426,6 +507,9 @@ def parse_args(argv=None):
     ap.add_argument("--scan-points", type=int, default=2000, help="scan points for s2m")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--no-photos", action="store_true", help="skip the real photos")
+    ap.add_argument("--multi", type=int, default=0, metavar="K",
+                    help="also fit K world people from --views photos each (fit_multi)")  # fmt: skip
+    ap.add_argument("--views", type=int, default=3, help="photos per person for --multi")
     args = ap.parse_args(argv)
     if args.per_bin is None:
         args.per_bin = 2 if args.quick else 4
@@ -447,6 +531,13 @@ def main(argv=None) -> int:
           f"{'FAST' if m['fast'] else 'default'} mode; world realism {m['realism']} seed "
           f"{m['seed']}; {m['threads']} thread(s), load avg {m['load_average']:.2f}")  # fmt: skip
     print(format_table(out["summary"]))
+    if "multi" in out:
+        mu = out["multi"]
+        print(f"\nseveral photos of one person ({mu['people']} people, {mu['views']} views, "
+              "detected landmarks): median s2m (mm), ratio to the mean face")  # fmt: skip
+        for r in mu["summary"]:
+            print(f"  {r['method']:24s} {format_cell(r['median_s2m_mm'], '.3f')}  "
+                  f"{format_cell(r['ratio_to_mean_face'], '.2f')}")  # fmt: skip
     if out["photos"]:
         print("\nreal photos: detector NME % (outer-eye) vs the 68-point ground truth")
         for p in out["photos"]:

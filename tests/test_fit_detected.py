@@ -377,3 +377,46 @@ def test_detected_config_shrinks_the_expression_noise_explains():
     tuned = fit_landmarks(model, noisy, (256, 256), detected_landmark_config(contour=False)).params
     assert tuned.expression.norm() < 0.7 * plain.expression.norm()
     assert tuned.identity.norm() < plain.identity.norm()
+
+
+def test_fit_multi_follows_the_single_photo_pipeline(monkeypatch):
+    """``facelab.fit.fit_multi`` prepares each photo as :func:`facelab.fit.fit` does: the
+    calibration's corrected targets, its per-point weights and the detected config reach stage
+    1 (it used to drop the calibration and fit the raw points with the plain defaults)."""
+    import facelab.fit.multi as multi
+    from facelab.fit import LandmarkFitConfig, detected_landmark_config, fit_multi
+    from facelab.fit.api import prepare_photo
+    from facelab.models import load
+    from facelab.world import WorldConfig, WorldDataset
+
+    model = load("ict-face")
+    ds = WorldDataset(WorldConfig(model="ict-face", image_size=128, realism=0.0), length=2,
+                      seed=4, model=model)  # fmt: skip
+    photos, lms = [ds[i]["image"] for i in range(2)], [ds[i]["landmarks2d"] for i in range(2)]
+    seen = []
+
+    def spy(mdl, target, size, config=None, visible=None, shared_identity=False, embedding=None):
+        seen.append((target, config, visible, shared_identity))
+        raise _Stop
+
+    monkeypatch.setattr(multi, "fit_landmarks", spy)
+    g = torch.Generator().manual_seed(0)
+    spread = 0.01 + 0.03 * torch.rand(68, generator=g)
+    cal = LandmarkCalibration("test", "ict-face", 0.02 * torch.randn(68, 2, generator=g), spread)
+    mine = LandmarkFitConfig(expression_prior=7.0)
+    for kw in ({"calibration": cal}, {"calibration": None},
+               {"calibration": cal, "landmark_config": mine}):  # fmt: skip
+        with pytest.raises(_Stop):
+            fit_multi(photos, model=model, landmarks=lms, progress=False, **kw)
+    preps = [prepare_photo(p, model, lm, calibration=cal, use_embedding=True)
+             for p, lm in zip(photos, lms)]  # fmt: skip
+    target, config, visible, shared = seen[0]
+    assert shared and config == detected_landmark_config()
+    torch.testing.assert_close(target, torch.stack([p.target for p in preps]).to(target.dtype))
+    assert not torch.allclose(target, torch.stack(lms).to(target.dtype), atol=0.1)  # offsets on
+    torch.testing.assert_close(visible, torch.stack([p.weights for p in preps]))
+    assert float(visible.std()) > 0.1  # the unequal spreads gave unequal weights
+    target0, config0, visible0, _ = seen[1]
+    assert config0 is None and visible0 is None  # no calibration: fit_landmarks' defaults
+    torch.testing.assert_close(target0, torch.stack(lms).to(target0.dtype))
+    assert seen[2][1] is mine

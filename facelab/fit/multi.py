@@ -26,6 +26,7 @@ from .api import (
     package_result,
     prepare_photo,
 )
+from .calibration import LandmarkEmbedding
 from .landmarks import LandmarkFitConfig, fit_landmarks
 from .photometric import FitConfig, fit_photometric
 from .result import FitResult
@@ -43,11 +44,17 @@ def fit_multi(
     fast: bool | None = None,
     progress: bool | None = None,
     min_face_px: float = MIN_FACE_PX,
+    calibration: Any = "auto",
+    calibration_weights: bool = True,
+    calibration_offsets: bool = True,
 ) -> list[FitResult]:
     """Fit one identity to several photos of the same person.
 
     Arguments as :func:`facelab.fit.fit`, with lists of photos (and optional ``(68, 2)``
-    landmarks per photo). Returns one :class:`FitResult` per photo; all share
+    landmarks per photo); the pipeline is :func:`~facelab.fit.fit`'s: the detector's
+    calibration (its 3D landmark embedding and per-point weights) and, for a detector's
+    landmarks, :func:`~facelab.fit.detected_landmark_config` for stage 1 unless
+    ``landmark_config`` is given. Returns one :class:`FitResult` per photo; all share
     ``params.identity`` (and the albedo coefficients).
     """
     if len(photos) < 1:
@@ -57,34 +64,46 @@ def fit_multi(
     t_all = time.perf_counter()
     mdl = _resolve_model(model)
     cfg = _fit_config(config, fast, progress)
-    imgs, srcs, lms = [], [], []
-    for i, ph in enumerate(photos):
-        prep = prepare_photo(
-            ph, mdl, None if landmarks is None else landmarks[i], face, detector, min_face_px,
-            calibration=None, fallback_source=f"photo {i}",
+    preps = [
+        prepare_photo(
+            ph,
+            mdl,
+            None if landmarks is None else landmarks[i],
+            face,
+            detector,
+            min_face_px,
+            calibration,
+            fallback_source=f"photo {i}",
+            calibration_weights=calibration_weights,
+            calibration_offsets=calibration_offsets,
+            use_embedding=True,
         )  # fmt: skip
-        imgs.append(prep.image)  # photos follow the model
-        srcs.append(prep.source)
-        lms.append(prep.landmarks)
+        for i, ph in enumerate(photos)
+    ]
+    imgs = [p.image for p in preps]  # photos follow the model
+    srcs = [p.source for p in preps]
+    lms = [p.landmarks for p in preps]  # as detected: the crops are placed on them
+    targets = [p.target for p in preps]  # what the fit aims at (calibrated)
+    embedding = preps[0].embedding  # one detector, one calibration: the same for every photo
+    if any((p.embedding is None) != (embedding is None) for p in preps):
+        raise InvalidInput("fit_multi: the photos' landmarks need one calibration (mixed sources)")
+    wts = None if preps[0].weights is None else torch.stack([p.weights for p in preps])
+    lm_config = preps[0].landmark_config(landmark_config)
     # Stage 1, shared identity. Different photo sizes: fit each in its own pixel frame by
     # normalising to a common focal convention (principal point at each photo's centre).
     t0 = time.perf_counter()
     sizes = [tuple(im.shape[-2:]) for im in imgs]
-    if len(set(sizes)) == 1:
-        lf = fit_landmarks(
-            mdl, torch.stack(lms).to(mdl.dtype), sizes[0], landmark_config, shared_identity=True
-        )
-    else:
-        # Map every photo to the first photo's frame by a scale about the centre (same FOV).
-        H0, W0 = sizes[0]
-        scaled = []
-        for (H, W), lm in zip(sizes, lms):
-            s = max(H0, W0) / max(H, W)
-            c, c0 = lm.new_tensor([W / 2, H / 2]), lm.new_tensor([W0 / 2, H0 / 2])
-            scaled.append((lm - c) * s + c0)
-        lf = fit_landmarks(
-            mdl, torch.stack(scaled).to(mdl.dtype), (H0, W0), landmark_config, shared_identity=True
-        )
+    # Map every photo to the first photo's frame by a scale about the centre (same FOV).
+    H0, W0 = sizes[0]
+    scaled = []
+    for (H, W), lm in zip(sizes, targets):
+        s = max(H0, W0) / max(H, W)
+        c, c0 = lm.new_tensor([W / 2, H / 2]), lm.new_tensor([W0 / 2, H0 / 2])
+        scaled.append((lm - c) * s + c0)
+    lf = fit_landmarks(
+        mdl, torch.stack(scaled).to(mdl.dtype), (H0, W0), lm_config, visible=wts,
+        shared_identity=True, embedding=embedding,
+    )  # fmt: skip
     idx = list(range(len(imgs)))
     t_lm = time.perf_counter() - t0
     params = lf.params
@@ -112,11 +131,12 @@ def fit_multi(
             for img, lm, K in zip(imgs, lms, Ks)
         ]
         t0 = time.perf_counter()
-        lmc = torch.stack([c.to_crop(lm) for c, lm in zip(crops, lms)])
+        lmc = torch.stack([c.to_crop(lm) for c, lm in zip(crops, targets)])
         ph = fit_photometric(
             mdl, torch.cat([c.image for c in crops]), lmc, params, torch.cat([c.K for c in crops]),
             lf.landmark_vertices, cfg, shared_identity=True,
-            target_valid=torch.cat([c.valid for c in crops]),
+            target_valid=torch.cat([c.valid for c in crops]), landmark_weights=wts,
+            landmark_points=lf.landmark_points,
         )  # fmt: skip
         timings["photometric"] = time.perf_counter() - t0
         timings.update({f"stage_{k}": v for k, v in ph.stage_seconds.items()})
@@ -145,9 +165,17 @@ def fit_multi(
             package_result(
                 mdl, imgs[i], lms[i], params[i], Ks[i], lf.landmark_vertices[i], albedos[i],
                 history, dict(timings), warnings[i], srcs[i],
+                landmark_points=_row(lf.landmark_points, i),
             )
         )  # fmt: skip
     return out
+
+
+def _row(points: LandmarkEmbedding | None, i: int) -> LandmarkEmbedding | None:
+    """Photo ``i``'s ``(68, 3)`` embedding of a batched ``(B, 68, 3)`` one."""
+    if points is None or points.vertices.dim() == 2:
+        return points
+    return LandmarkEmbedding(points.vertices[i], points.bary[i])
 
 
 __all__ = ["fit_multi"]
