@@ -420,3 +420,12 @@ def test_fit_multi_follows_the_single_photo_pipeline(monkeypatch):
     assert config0 is None and visible0 is None  # no calibration: fit_landmarks' defaults
     torch.testing.assert_close(target0, torch.stack(lms).to(target0.dtype))
     assert seen[2][1] is mine
+
+
+def test_prepare_photos_checks_the_lists_and_names_the_photos():
+    from facelab.fit.api import prepare_photos
+
+    with pytest.raises(InvalidInput, match="at least one photo"):
+        prepare_photos([], model=None)
+    with pytest.raises(InvalidInput, match="1 landmark sets for 2 photos"):
+        prepare_photos([torch.zeros(3, 8, 8)] * 2, model=None, landmarks=[torch.zeros(68, 2)])

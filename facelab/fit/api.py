@@ -457,6 +457,48 @@ def package_result(
     )  # fmt: skip
 
 
+def prepare_photos(
+    photos: list[Any],
+    model: Any,
+    landmarks: list[Any] | None = None,
+    face: str | int = "largest",
+    detector: Any = "dlib",
+    min_face_px: float = MIN_FACE_PX,
+    calibration: Any = "auto",
+    calibration_weights: bool = True,
+    calibration_offsets: bool = True,
+    use_embedding: bool = False,
+) -> list[PreparedPhoto]:
+    """:func:`prepare_photo` for each of several photos of one person (the multi-photo fits):
+    ``landmarks`` is None or one ``(68, 2)`` per photo; a photo without a path is named
+    ``photo i`` in messages (``photo`` when it is the only one).
+
+    Raises:
+        InvalidInput: no photos, or a landmark list of another length (and what
+            :func:`prepare_photo` raises).
+    """
+    if len(photos) < 1:
+        raise InvalidInput("fit_multi needs at least one photo")
+    if landmarks is not None and len(landmarks) != len(photos):
+        raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
+    return [
+        prepare_photo(
+            ph,
+            model,
+            None if landmarks is None else landmarks[i],
+            face,
+            detector,
+            min_face_px,
+            calibration,
+            fallback_source=f"photo {i}" if len(photos) > 1 else "photo",
+            calibration_weights=calibration_weights,
+            calibration_offsets=calibration_offsets,
+            use_embedding=use_embedding,
+        )  # fmt: skip
+        for i, ph in enumerate(photos)
+    ]
+
+
 def fit(
     photo: Any,
     model: Any = "ict-face",
@@ -602,5 +644,6 @@ __all__ = [
     "fit",
     "package_result",
     "prepare_photo",
+    "prepare_photos",
     "unwrap_texture",
 ]

@@ -24,7 +24,7 @@ from .api import (
     _ypr,
     crop_face,
     package_result,
-    prepare_photo,
+    prepare_photos,
 )
 from .calibration import LandmarkEmbedding
 from .landmarks import LandmarkFitConfig, fit_landmarks
@@ -57,29 +57,13 @@ def fit_multi(
     ``landmark_config`` is given. Returns one :class:`FitResult` per photo; all share
     ``params.identity`` (and the albedo coefficients).
     """
-    if len(photos) < 1:
-        raise InvalidInput("fit_multi needs at least one photo")
-    if landmarks is not None and len(landmarks) != len(photos):
-        raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
     t_all = time.perf_counter()
     mdl = _resolve_model(model)
     cfg = _fit_config(config, fast, progress)
-    preps = [
-        prepare_photo(
-            ph,
-            mdl,
-            None if landmarks is None else landmarks[i],
-            face,
-            detector,
-            min_face_px,
-            calibration,
-            fallback_source=f"photo {i}",
-            calibration_weights=calibration_weights,
-            calibration_offsets=calibration_offsets,
-            use_embedding=True,
-        )  # fmt: skip
-        for i, ph in enumerate(photos)
-    ]
+    preps = prepare_photos(
+        photos, mdl, landmarks, face, detector, min_face_px, calibration,
+        calibration_weights, calibration_offsets, use_embedding=True,
+    )  # fmt: skip
     imgs = [p.image for p in preps]  # photos follow the model
     srcs = [p.source for p in preps]
     lms = [p.landmarks for p in preps]  # as detected: the crops are placed on them

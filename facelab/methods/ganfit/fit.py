@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from ...errors import InvalidInput
-from ...fit.api import _fit_config, _resolve_model, crop_face, package_result, prepare_photo
+from ...fit.api import _fit_config, _resolve_model, crop_face, package_result, prepare_photos
 from ...fit.landmarks import LandmarkFitConfig, fit_landmarks
 from ...fit.optimize import run_stages
 from ...fit.photometric import estimate_light, skin_vertex_mask
@@ -539,23 +539,8 @@ def fit_multi(
     ``config.fast_start`` and ``shared_identity`` the regressor's identities are averaged."""
     t_all = time.perf_counter()
     mdl = _resolve_model(model)
-    if not photos:
-        raise InvalidInput("fit_multi needs at least one photo")
-    if landmarks is not None and len(landmarks) != len(photos):
-        raise InvalidInput(f"{len(landmarks)} landmark sets for {len(photos)} photos")
     cfg = _fit_config(config, fast, progress, GanFitConfig)
-    preps = [
-        prepare_photo(
-            ph,
-            mdl,
-            None if landmarks is None else landmarks[i],
-            face,
-            detector,
-            min_face_px,
-            calibration,
-        )  # fmt: skip
-        for i, ph in enumerate(photos)
-    ]
+    preps = prepare_photos(photos, mdl, landmarks, face, detector, min_face_px, calibration)
     sizes = {tuple(p.image.shape[-2:]) for p in preps}
     if len(sizes) != 1:
         raise InvalidInput(f"fit_multi needs photos of one size, got {sorted(sizes)}")
