@@ -331,3 +331,133 @@ def test_cli_method_gar_refuses_multi_photo_modes(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code != 0
     assert "--method gar" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- condition ablation
+
+
+def test_condition_channels_and_params_layout():
+    from facelab.methods.gar.geometry import condition_channels, params_condition
+
+    assert condition_channels("normals") == 3 and condition_channels("depth") == 1
+    assert condition_channels("params") == 40 + 53 + 3
+    assert condition_channels("params", 2, 1) == 6
+    with pytest.raises(InvalidInput, match="condition"):
+        condition_channels("mesh")
+    ident, expr = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[0.5]])
+    rot = torch.tensor([[0.1, 0.0, -0.2]])
+    # identity cut to 2, expression padded to 2, rotation x ROTATION_SCALE (3)
+    p = params_condition(ident, expr, rot, n_identity=2, n_expression=2)
+    assert torch.allclose(p, torch.tensor([[1.0, 2.0, 0.5, 0.0, 0.3, 0.0, -0.6]]))
+    with pytest.raises(InvalidInput, match="condition"):
+        GARTrainConfig(condition="mesh")
+    # a checkpoint written before the field existed is the normal-map generator
+    d = CONFIGS["tiny"].to_dict()
+    d.pop("condition")
+    assert GARTrainConfig.from_dict(d).condition == "normals"
+
+
+def _pose(tz: float = 50.0, dtype=torch.float32):
+    K = torch.tensor([[[30.0, 0, 8], [0, 30.0, 8], [0, 0, 1]]], dtype=dtype)
+    return (torch.zeros(1, 2, dtype=dtype), torch.zeros(1, 1, dtype=dtype),
+            torch.zeros(1, 3, dtype=dtype), torch.tensor([[0.0, 0.0, tz]], dtype=dtype), K)  # fmt: skip
+
+
+def test_render_condition_normals_and_depth_known_values():
+    from facelab.methods.gar.geometry import render_condition
+
+    model = _sphere_model()
+    ident, expr, rot, t, K = _pose()
+    c, n, m, lm = render_condition("normals", model, ident, expr, rot, t, K, 16)
+    n0, m0, lm0 = render_normals(model, ident, expr, rot, t, K, 16)
+    assert torch.equal(c, n0) and torch.equal(n, n0) and torch.equal(m, m0)
+    assert torch.equal(lm, lm0)
+    for tz in (50.0, 80.0):  # relative depth: the same map at any distance (up to perspective)
+        ident, expr, rot, t, K = _pose(tz)
+        d, _, m, _ = render_condition("depth", model, ident, expr, rot, t, K, 16)
+        assert d.shape == (1, 1, 16, 16) and int(m.sum()) > 10
+        assert torch.all(d[m == 0] == 0)  # background
+        # the pole of the radius-10 mm hemisphere: 10 mm in front of the origin / 100 mm
+        assert float(d[0, 0, 7:9, 7:9].max()) == pytest.approx(0.1, abs=3e-3)
+        assert float(d.max()) <= 0.1 + 1e-6 and float(d[m > 0].min()) >= -1e-3
+    p, _, _, _ = render_condition("params", model, ident + 1, expr, rot, t, K, 16, None, 2, 1)
+    assert torch.allclose(p, torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]]))
+
+
+def test_depth_condition_gradient_matches_finite_differences_float64():
+    from facelab.methods.gar.geometry import render_condition
+
+    model = _sphere_model().to(dtype=torch.float64)
+    ident, expr, rot, t, K = _pose(dtype=torch.float64)
+    ident = ident + torch.tensor([[0.5, 0.3]], dtype=torch.float64)
+    wgt = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        d, _, _, _ = render_condition("depth", model, x, expr, rot, t, K, 16)
+        assert d.dtype == torch.float64  # dtype follows the model and the inputs
+        return (d * wgt).sum()
+
+    x = ident.clone().requires_grad_(True)
+    f(x).backward()
+    eps = 1e-6
+    for k in range(2):
+        e = torch.zeros_like(ident)
+        e[0, k] = eps
+        fd = (f(ident + e) - f(ident - e)) / (2 * eps)
+        assert float(x.grad[0, k]) == pytest.approx(float(fd), rel=1e-4, abs=1e-8)
+    assert float(x.grad.abs().sum()) > 0
+
+
+def test_vector_condition_is_a_constant_map():
+    G = GARGenerator(GARConfig(**{**TINY_G, "map_channels": 5}))
+    _perturb_injection(G, 2)
+    v = torch.randn(2, 5)
+    ws = G.mapping(torch.randn(2, 8))
+    a = G.synthesis(ws, v, noise_mode="const")
+    b = G.synthesis(ws, v[:, :, None, None].expand(-1, -1, 16, 16), noise_mode="const")
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, G.synthesis(ws, v + 1, noise_mode="const"))
+    with pytest.raises(InvalidInput, match="condition"):
+        G.synthesis(ws, torch.randn(2, 4))
+
+
+@pytest.mark.parametrize("condition", ["depth", "params"])
+def test_ablation_conditions_train_and_invert(tmp_path, condition):
+    """A run with another condition trains its three phases on inputs of that kind, and the
+    inversion differentiates the same condition (gradient reaches the shape)."""
+    from facelab.methods.gar.train import condition_tensors
+
+    data = tmp_path / "data"
+    _tiny_data(data)
+    cfg = _tiny_cfg(steps=2, condition=condition)
+    from facelab.methods.gar.data import GARData
+
+    geom = GARData(data).geom
+    cond = condition_tensors(cfg, geom)
+    mc = cfg.gen_config().map_channels
+    if condition == "params":
+        assert mc == 4 + 8 + 3 and cond["a"].shape == (8, mc)
+        assert torch.allclose(cond["a"][:, :4], geom["identity"][:, :4])
+        assert torch.allclose(cond["b"][:, 4:12], geom["expression_b"])
+    else:
+        assert mc == 1 and cond["a"].shape == (8, 1, 16, 16)
+    train(cfg, tmp_path / "run", data, progress=False)
+    export_gar(tmp_path / "run", tmp_path / "exp")
+    gm = load_gar(tmp_path / "exp")
+    assert gm.config.condition == condition and gm.G.config.map_channels == mc
+    model = _sphere_model()
+    ident, expr, rot, t, K = _pose()
+    st = {"rotation": rot, "translation": t,
+          "identity": torch.zeros(1, 4, requires_grad=True),
+          "expression": torch.full((1, 8), 0.5), "w": gm.G.mapping.w_avg[None].clone()}  # fmt: skip
+    crop = {"target": torch.zeros(1, 3, 16, 16), "valid": torch.ones(1, 1, 16, 16), "K": K,
+            "landmarks": torch.full((1, 68, 2), 8.0)}  # fmt: skip
+    model4 = MorphableModel(
+        mean=model.mean, faces=model.faces,
+        identity_basis=torch.cat([model.identity_basis, model.identity_basis]),
+        identity_std=torch.ones(4), expression_basis=model.expression_basis.expand(8, -1, -1),
+        expression_names=[f"e{i}" for i in range(8)], landmarks=model.landmarks, name="sphere4",
+    )  # fmt: skip
+    ls = inversion_loss(gm, model4, st, crop, GARFitConfig(w_landmark=0.0, w_identity=0.0))
+    ls["total"].backward()
+    assert torch.isfinite(ls["total"]) and float(st["identity"].grad.abs().sum()) > 0

@@ -18,13 +18,36 @@ from __future__ import annotations
 
 import torch
 
+from ...errors import InvalidInput
 from ...fit.api import crop_box, crop_intrinsics
 from ...render import Renderer
 
-__all__ = ["CROP_SCALE", "crop_camera", "pose_crop_camera", "render_normals"]
+__all__ = [
+    "CONDITIONS",
+    "CROP_SCALE",
+    "DEPTH_SCALE_M",
+    "condition_channels",
+    "crop_camera",
+    "params_condition",
+    "pose_crop_camera",
+    "render_condition",
+    "render_normals",
+]
 
 #: Side of the square crop as a multiple of the landmark box's larger side.
 CROP_SCALE = 1.6
+
+#: What the generator is told of the geometry (chapter 8's condition ablation): the normal map
+#: (the paper's choice), a relative depth map, or the 3DMM parameters themselves.
+CONDITIONS = ("normals", "depth", "params")
+
+#: Depth maps are ``(t_z - z) / DEPTH_SCALE_M`` (in metres): about 0..1 from the head's centre
+#: to the nose tip.
+DEPTH_SCALE_M = 0.1
+
+#: Rotation (axis-angle, radians) is multiplied by this in the parameter condition, so its
+#: three entries have about the unit spread of the identity coefficients.
+ROTATION_SCALE = 3.0
 
 _RENDERERS: dict[int, Renderer] = {}
 
@@ -81,6 +104,78 @@ def render_normals(
         landmarks=lmv,
     )
     return out.normals, out.mask, out.landmarks
+
+
+def condition_channels(kind: str, n_identity: int = 40, n_expression: int = 53) -> int:
+    """Channels of a condition: normals 3, depth 1, params ``n_identity + n_expression + 3``."""
+    if kind not in CONDITIONS:
+        raise InvalidInput(f"condition must be one of {CONDITIONS}, got {kind!r}")
+    return {"normals": 3, "depth": 1, "params": n_identity + n_expression + 3}[kind]
+
+
+def params_condition(
+    identity: torch.Tensor,
+    expression: torch.Tensor,
+    rotation: torch.Tensor,
+    n_identity: int = 40,
+    n_expression: int = 53,
+) -> torch.Tensor:
+    """The parameter condition ``(B, n_identity + n_expression + 3)``:
+    ``[alpha_{1..n_id}, beta_{1..n_exp}, ROTATION_SCALE * r]`` (missing coefficients are 0, extra
+    ones dropped). Translation is left out: the crop camera puts every face in the same place.
+    The generator broadcasts it to a constant map (:meth:`GARGenerator.synthesis`)."""
+
+    def fit(x: torch.Tensor, k: int) -> torch.Tensor:
+        x = x[:, :k]
+        return torch.cat([x, x.new_zeros(x.shape[0], k - x.shape[1])], 1) if x.shape[1] < k else x
+
+    return torch.cat(
+        [fit(identity, n_identity), fit(expression, n_expression), ROTATION_SCALE * rotation], 1
+    )
+
+
+def render_condition(
+    kind: str,
+    model,
+    identity: torch.Tensor,
+    expression: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    K: torch.Tensor,
+    size: int,
+    landmark_vertices: torch.Tensor | None = None,
+    n_identity: int = 40,
+    n_expression: int = 53,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(condition, normals, mask, landmarks)`` of ``B`` posed faces (arguments as
+    :func:`render_normals`), all differentiable w.r.t. the parameters.
+
+    ``condition``: ``kind="normals"`` the normal map ``(B, 3, S, S)``; ``"depth"`` the relative
+    depth ``(t_z - z) / DEPTH_SCALE_M`` on the face, 0 on the background, ``(B, 1, S, S)``
+    (``t_z``: the head origin's camera depth, so the map does not depend on the distance);
+    ``"params"`` :func:`params_condition` ``(B, P)``.
+    """
+    condition_channels(kind, n_identity, n_expression)  # validates kind
+    dt = model.dtype
+    verts = model.forward(identity.to(dt), expression.to(dt))
+    lmv = model.landmarks if landmark_vertices is None else landmark_vertices
+    out = _renderer(int(size)).render(
+        verts,
+        model.faces,
+        K=K.to(dt),
+        rotation=rotation.to(dt),
+        translation=translation.to(dt),
+        landmarks=lmv,
+    )
+    if kind == "normals":
+        cond = out.normals
+    elif kind == "depth":
+        scale = DEPTH_SCALE_M * 1000.0 / model.mm_per_unit  # in model units
+        tz = translation.to(dt)[:, 2, None, None, None]
+        cond = (tz - out.depth) / scale * out.mask
+    else:
+        cond = params_condition(identity, expression, rotation, n_identity, n_expression).to(dt)
+    return cond, out.normals, out.mask, out.landmarks
 
 
 def pose_crop_camera(

@@ -20,8 +20,10 @@ For one photo (Piao et al.'s "renderer inverting", made a full pipeline):
          + \lambda_w \lVert (w - \bar w) / \sigma_w \rVert^2 / d
 
    where :math:`N(\theta)` is the rasterizer's normal map of the posed 3DMM
-   (:func:`~.geometry.render_normals`): the photometric gradient reaches the shape through the
+   (:func:`~.geometry.render_condition`): the photometric gradient reaches the shape through the
    normals the generator was trained to respect, not through a Lambert-SH image formation.
+   (A generator of chapter 8's ablation takes its own condition here: the depth map or the
+   parameter vector.)
    Expression weights stay in [0, 1] (projected after each step).
 5. **Package** the same :class:`facelab.fit.FitResult` as Part I (``facelab fit --method gar``).
 """
@@ -39,7 +41,7 @@ from ...fit.api import _resolve_model, crop_face, fast_mode, package_result, pre
 from ...fit.result import FitResult
 from ...geometry.camera import intrinsics
 from ...models.params import FaceParams
-from .geometry import CROP_SCALE, render_normals
+from .geometry import CROP_SCALE, render_condition
 from .train import GARModel, load_gar
 
 __all__ = ["GARFitConfig", "fit_gar", "inversion_loss", "prepare_crop", "refine"]
@@ -98,11 +100,12 @@ def inversion_loss(
     """The refinement loss (module doc) of ``state`` = ``{rotation, translation, identity,
     expression, w}`` (batch 1) against a :func:`prepare_crop` crop; also returns the image."""
     S = gar.resolution
-    n, mask, lm = render_normals(
-        model, state["identity"], state["expression"], state["rotation"], state["translation"],
-        crop["K"], S, landmark_vertices,
+    ecfg = gar.E.config
+    cond, n, mask, lm = render_condition(
+        gar.config.condition, model, state["identity"], state["expression"], state["rotation"],
+        state["translation"], crop["K"], S, landmark_vertices, ecfg.n_identity, ecfg.n_expression,
     )  # fmt: skip
-    img = gar.G.synthesis(state["w"], n.float(), noise_mode="const")
+    img = gar.G.synthesis(state["w"], cond.float(), noise_mode="const")
     v = crop["valid"]
     pix = ((img - crop["target"]).abs() * v).sum() / (3 * v.sum()).clamp(min=1)
     d2 = ((lm.float() - crop["landmarks"]) / S).square().sum(-1)  # (1, 68)

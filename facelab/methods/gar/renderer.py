@@ -135,7 +135,9 @@ class GARConfig:
         resolution: output size (power of two >= 8).
         z_dim, w_dim, mapping_layers: latent sizes and mapping depth.
         channel_base, channel_max: channels at resolution ``r``: ``min(max, base // r)``.
-        map_channels: channels of the condition (3: a normal map).
+        map_channels: channels of the condition (3: a normal map; 1: a depth map; the
+            parameter count for the 3DMM-parameter condition, see
+            :func:`facelab.methods.gar.geometry.condition_channels`).
         injection: ``"spade"`` (the injection module), ``"concat"`` (the map concatenated to
             every conv's input: the ablation), ``"none"`` (unconditional).
         hidden: hidden channels of each injection module.
@@ -210,7 +212,9 @@ class GARGenerator(nn.Module):
     def synthesis(
         self, ws: torch.Tensor, normals: torch.Tensor, noise_mode: str = "random"
     ) -> torch.Tensor:
-        """Image from ``ws (B, num_ws, w_dim)`` (or ``(B, w_dim)``, broadcast) and normals."""
+        """Image from ``ws (B, num_ws, w_dim)`` (or ``(B, w_dim)``, broadcast) and the condition
+        ``normals`` (the map ``(B, map_channels, H, W)``, resized to the resolution; or a vector
+        ``(B, map_channels)``, broadcast to a constant map)."""
         if ws.dim() == 2:
             ws = ws[:, None].expand(-1, self.num_ws, -1)
         if ws.dim() != 3 or ws.shape[1] != self.num_ws:
@@ -218,9 +222,13 @@ class GARGenerator(nn.Module):
                 f"ws must be (B, {self.num_ws}, {self.config.w_dim}), got {tuple(ws.shape)}"
             )
         R = self.config.resolution
+        if normals.dim() == 2 and normals.shape[1] == self.config.map_channels:
+            # a condition vector (the 3DMM-parameter ablation): a constant map
+            normals = normals[:, :, None, None].expand(-1, -1, R, R)
         if normals.dim() != 4 or normals.shape[1] != self.config.map_channels:
             raise InvalidInput(
-                f"normals must be (B, {self.config.map_channels}, H, W), got {tuple(normals.shape)}"
+                f"the condition must be (B, {self.config.map_channels}, H, W) or "
+                f"(B, {self.config.map_channels}), got {tuple(normals.shape)}"
             )
         if normals.shape[0] != ws.shape[0]:
             raise InvalidInput(f"normals batch {normals.shape[0]} != latent batch {ws.shape[0]}")

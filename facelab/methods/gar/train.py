@@ -53,12 +53,14 @@ from ...gan.loss import g_nonsaturating_loss, lazy_r1_weight
 from .aux import AuxConfig, AuxNet, aux_loss
 from .data import GARData, GARDataConfig, build_gar_data, default_data_dir
 from .encoder import Encoder, EncoderConfig, encoder_loss
+from .geometry import CONDITIONS, condition_channels, params_condition, render_condition
 from .losses import identity_consistency, landmark_consistency, normal_consistency
 from .renderer import GARConfig, GARGenerator, make_discriminator
 
 __all__ = [
     "CONFIGS",
     "GARModel",
+    "condition_tensors",
     "GARTrainConfig",
     "export_gar",
     "load_gar",
@@ -84,6 +86,9 @@ class GARTrainConfig(GANLoopConfig):
             ``max_minutes - encoder_minutes`` so the encoder phase fits.
         ema_beta: per-step EMA decay of ``G_ema``; ``lr_g``: 0.002 here.
         w_adv, w_normal, w_identity, w_landmark: loss weights (see :mod:`...losses`).
+        condition: what G is told of the geometry (:data:`~.geometry.CONDITIONS`):
+            ``"normals"`` (the paper's), ``"depth"`` or ``"params"`` (chapter 8's ablation);
+            the consistency losses compare with the normal maps whatever the condition.
     """
 
     name: str = "custom"
@@ -100,12 +105,22 @@ class GARTrainConfig(GANLoopConfig):
     w_normal: float = 1.0
     w_identity: float = 0.1
     w_landmark: float = 10.0
+    condition: str = "normals"
+
+    def __post_init__(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise InvalidInput(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
 
     def data_config(self) -> GARDataConfig:
         return GARDataConfig(**self.data)
 
     def gen_config(self) -> GARConfig:
-        return GARConfig(**{"resolution": self.data_config().image_size, **self.generator})
+        e = EncoderConfig()
+        mc = condition_channels(self.condition, self.encoder.get("n_identity", e.n_identity),
+                                self.encoder.get("n_expression", e.n_expression))  # fmt: skip
+        return GARConfig(
+            **{"resolution": self.data_config().image_size, "map_channels": mc, **self.generator}
+        )
 
     def aux_config(self) -> AuxConfig:
         return AuxConfig(**{"resolution": self.data_config().image_size, **self.aux})
@@ -129,6 +144,29 @@ CONFIGS: dict[str, GARTrainConfig] = {
         steps=3000,
         max_minutes=55.0,
     ),
+    # Chapter 8's condition ablation: cpu-32's widths and 3000-step schedule in one
+    # uninterrupted run (0.31 s per GAN step on one quiet thread: ~16 min, ~22 min with the aux
+    # and encoder phases), once per condition / injection, same seed and data, so the four
+    # differ only in what G is told of the geometry and how. ablation-normals is the shipped
+    # design trained the same way (the fair baseline: the shipped cpu-32 was two runs, the
+    # second restarting Adam).
+    **{
+        f"ablation-{tag}": GARTrainConfig(
+            name=f"ablation-{tag}",
+            generator={"channel_base": 1024, "channel_max": 64, "hidden": 16, **gen},
+            d_channel_max=64,
+            batch=8,
+            steps=3000,
+            max_minutes=60.0,
+            condition=condition,
+        )
+        for tag, condition, gen in (
+            ("normals", "normals", {}),
+            ("depth", "depth", {}),
+            ("params", "params", {}),
+            ("concat", "normals", {"injection": "concat"}),
+        )
+    },
     # Smoke test (seconds): the three phases, checkpoint and resume -- not a model.
     "tiny": GARTrainConfig(
         name="tiny",
@@ -233,6 +271,43 @@ def _build(cfg: GARTrainConfig):
     return G, D, aux, E
 
 
+def condition_tensors(
+    cfg: GARTrainConfig, geom: dict[str, torch.Tensor], chunk: int = 256
+) -> dict[str, torch.Tensor]:
+    """The generator's inputs ``{"a": ..., "b": ...}`` for every geometry pair of ``geom``
+    (:class:`~.data.GARData`'s): the cached normal maps for ``condition="normals"``; for
+    ``"depth"`` the depth maps rendered from the stored parameters and crop cameras (the same
+    :func:`~.geometry.render_condition` the inversion differentiates); for ``"params"`` the
+    parameter vectors."""
+    if cfg.condition == "normals":
+        return {"a": geom["normals_a"], "b": geom["normals_b"]}
+    e = cfg.encoder_config()
+    ni, ne = e.n_identity, e.n_expression
+    out: dict[str, torch.Tensor] = {}
+    if cfg.condition == "params":
+        for t in ("a", "b"):
+            out[t] = params_condition(geom["identity"], geom[f"expression_{t}"],
+                                      geom[f"rotation_{t}"], ni, ne).float()  # fmt: skip
+        return out
+    from ...models import load
+
+    model = load(cfg.data_config().model)
+    S = int(geom["normals_a"].shape[-1])
+    for t in ("a", "b"):
+        parts = []
+        for lo in range(0, geom["identity"].shape[0], chunk):
+            sl = slice(lo, lo + chunk)
+            with torch.no_grad():
+                c, _, _, _ = render_condition(
+                    cfg.condition, model, geom["identity"][sl], geom[f"expression_{t}"][sl],
+                    geom[f"rotation_{t}"][sl], geom[f"translation_{t}"][sl], geom[f"K_{t}"][sl],
+                    S, None, ni, ne,
+                )  # fmt: skip
+            parts.append(c.float())
+        out[t] = torch.cat(parts)
+    return out
+
+
 def gan_losses(
     G: GARGenerator,
     D: torch.nn.Module,
@@ -242,14 +317,17 @@ def gan_losses(
     cfg: GARTrainConfig,
     g: torch.Generator,
     update_w_avg: float | None = None,
+    cond: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The generator's losses on the geometry pairs ``idx`` (see the module doc)."""
+    """The generator's losses on the geometry pairs ``idx`` (see the module doc); ``cond``:
+    :func:`condition_tensors` (default: the normal maps)."""
     p = idx.shape[0]
     n_a, n_b = geom["normals_a"][idx], geom["normals_b"][idx]
+    c_a, c_b = (n_a, n_b) if cond is None else (cond["a"][idx], cond["b"][idx])
     m_a, m_b = geom["mask_a"][idx], geom["mask_b"][idx]
     z1 = torch.randn(p, G.config.z_dim, generator=g)
     z2 = torch.randn(p, G.config.z_dim, generator=g)
-    x = G(torch.cat([n_a, n_b, n_a]), torch.cat([z1, z1, z2]), update_w_avg=update_w_avg)
+    x = G(torch.cat([c_a, c_b, c_a]), torch.cat([z1, z1, z2]), update_w_avg=update_w_avg)
     x_a, x_b, x_c = x.split(p)
     out: dict[str, torch.Tensor] = {"adv": g_nonsaturating_loss(D(x))}
     a = aux(x)
@@ -271,13 +349,18 @@ def gan_losses(
 
 
 def encoder_batch(
-    G: GARGenerator, geom: dict[str, torch.Tensor], idx: torch.Tensor, g: torch.Generator
+    G: GARGenerator,
+    geom: dict[str, torch.Tensor],
+    idx: torch.Tensor,
+    g: torch.Generator,
+    cond: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``(images, targets)``: ``G``'s samples of geometry ``idx`` and their exact inputs."""
+    """``(images, targets)``: ``G``'s samples of geometry ``idx`` and their exact inputs
+    (``cond``: the ``"a"`` conditions of :func:`condition_tensors`; default the normal maps)."""
     z = torch.randn(idx.shape[0], G.config.z_dim, generator=g)
     with torch.no_grad():
         w = G.mapping(z)
-        x = G.synthesis(w, geom["normals_a"][idx])
+        x = G.synthesis(w, (geom["normals_a"] if cond is None else cond)[idx])
     return x, {"identity": geom["identity"][idx], "expression": geom["expression_a"][idx], "w": w}
 
 
@@ -346,6 +429,7 @@ def train(
             print(json.dumps(entry), flush=True)
 
     real, geom = data.real, data.geom
+    cond = condition_tensors(cfg, geom)
     # ---------------------------------------------------------------- phase 1: aux
     if st["aux_step"] < acfg.steps:
         aux.train()
@@ -380,12 +464,12 @@ def train(
         gidx = torch.randint(0, data.n_geom, (B,), generator=g)
         z = torch.randn(B, G.config.z_dim, generator=g)
         with torch.no_grad():
-            fake = G(geom["normals_a"][gidx], z)
+            fake = G(cond["a"][gidx], z)
         return data.real_images(idx), None, fake, None
 
     def g_losses() -> dict[str, torch.Tensor]:
         pidx = torch.randint(0, data.n_geom, (P,), generator=g)
-        return gan_losses(G, D, aux, geom, pidx, cfg, g, update_w_avg=0.995)
+        return gan_losses(G, D, aux, geom, pidx, cfg, g, update_w_avg=0.995, cond=cond)
 
     def step_fn(t: int) -> dict[str, float | None]:
         r1_w = lazy_r1_weight(t, cfg.r1_gamma, cfg.r1_interval)
@@ -421,7 +505,7 @@ def train(
             if cfg.max_minutes is not None and minutes() >= cfg.max_minutes:
                 break
             idx = torch.randint(0, data.n_geom, (ecfg.batch,), generator=g)
-            x, tgt = encoder_batch(G_ema, geom, idx, g)
+            x, tgt = encoder_batch(G_ema, geom, idx, g, cond["a"])
             ls = encoder_loss(E(x), tgt["identity"], tgt["expression"], tgt["w"], w_scale)
             opt_e.zero_grad(set_to_none=True)
             ls["total"].backward()
