@@ -2,6 +2,8 @@
 
     python benchmarks/gar.py --fast --faces 10 --json      # what the chapter's table shows
     python benchmarks/gar.py                                # default mode: 30 faces per level
+    python benchmarks/gar.py --fast --faces 30 --ablations \
+        --variants normals=STEM depth=STEM params=STEM concat=STEM   # + the condition ablation
 
 **Faces.** :mod:`facelab.world` (``ict-face``, 256 px, seed 7): the first ``--faces`` samples
 with ``|yaw| < 45``, rendered at every ``--realism`` level (0, 0.5, 1). The geometry, pose and
@@ -15,7 +17,10 @@ domain gap. GAR was trained on realism-1 photos of *other* seeds (training world
 stage, the headline of ``benchmarks/fit.py``); ``gar`` (:func:`facelab.methods.gar.invert.fit_gar`:
 Part I's landmark fit for the pose, encoder start, refinement through normal maps and G);
 ``gar-encoder`` (the encoder's shape, no refinement); with ``--ablations`` also ``gar-mean``
-(mean-face start + refinement). All take the same detected landmarks (``auto`` detector); a
+(mean-face start + refinement); with ``--variants NAME=STEM`` a row ``gar[NAME]`` per extra
+checkpoint (encoder start + refinement; at the levels of ``--variants-realism``, default the
+highest): chapter 8's condition ablation (``facelab.methods.gar.train``'s ``ablation-*``
+configs). All take the same detected landmarks (``auto`` detector); a
 miss is a failure (infinite error in medians, counted in ``det``).
 
 **Metrics.** ``s2m``: NoW-style scan-to-mesh median, mm (``benchmarks/fit.py``'s
@@ -24,6 +29,15 @@ world's ground-truth normals over the ground-truth face mask where the fit cover
 ``nme``: inner-51 landmark NME (%) against the exact landmarks; ``s``: seconds per photo
 (detection + fit; GAR's without the UV texture unwrap Part I's includes; the load average is
 printed, the machine is shared). Medians over faces.
+
+**Adherence** (``adherence`` in the JSON, one entry per GAR checkpoint): does the generator
+draw the geometry it is given? On ``--adherence-n`` held-out geometries (the GAR data sampler
+at another seed), each generator renders its own condition with a random ``z``; one common
+judge (the shipped checkpoint's auxiliary estimator, trained on real crops only, the same for
+every checkpoint) reads the normals and landmarks back: mean normal angle (degrees, over the
+face mask) and landmark RMSE (crop pixels) against the geometry's true ones.
+The floor, ``gar (wrong geometry)``: the first generator drawing each face from *another*
+face's condition (what a generator that ignored its condition would score).
 
 **The paper's numbers** (Piao et al. CVPR 2021, supplementary: AFLW2000-3D landmark NME
 GAR 2.92 vs 3DDFA 5.42, PRN 3.62) are printed beside ours, labelled as different data.
@@ -101,7 +115,8 @@ def _part1(face, model, det, cal, args, row, record, gtn, gtm) -> None:
 
 
 def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0,
-                  reuse: dict | None = None) -> dict:  # fmt: skip
+                  reuse: dict | None = None, variants: dict | None = None,
+                  level: float | None = None) -> dict:  # fmt: skip
     from facelab.methods.gar.invert import GARFitConfig, fit_gar
 
     face = fitbench.world_face(s, model)
@@ -126,24 +141,26 @@ def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0,
     if args.no_gar:
         return row
     gcfg = GARFitConfig()
-    runs = [("gar", "encoder", None), ("gar-encoder", "encoder", 0)]
+    runs = [("gar", "encoder", None, gar), ("gar-encoder", "encoder", 0, gar)]
     if args.ablations:
-        runs.append(("gar-mean", "mean", None))
-    for name, start, steps in runs:
+        runs.append(("gar-mean", "mean", None, gar))
+    if level is not None and level in args.variants_realism:
+        runs += [(f"gar[{k}]", "encoder", None, v) for k, v in (variants or {}).items()]
+    for name, start, steps, gm in runs:
         t0 = time.perf_counter()
-        rg = fit_gar(face["image"], model=model, gar=gar, landmarks=det,
+        rg = fit_gar(face["image"], model=model, gar=gm, landmarks=det,
                      config=GARFitConfig(**{**gcfg.__dict__, "start": start}), fast=args.fast,
                      refine_steps=steps, calibration=cal, texture_size=0)  # fmt: skip
         record(name, rg, face["detect_seconds"] + time.perf_counter() - t0)
     return row
 
 
-def summarize(rows: list[dict], realism: float) -> list[dict]:
+def summarize(rows: list[dict], realism: float, extra: tuple[str, ...] = ()) -> list[dict]:
     """Median per method and metric; a face the detector missed counts as +inf."""
     out = []
     n = len(rows)
     det = sum(r["detected"] for r in rows) / max(n, 1)
-    for m in METHODS:
+    for m in (*METHODS, *extra):
         if not any(m in r for r in rows):
             continue
         cell = {"realism": realism, "method": m, "n": n, "detection": det}
@@ -178,6 +195,9 @@ def run(args) -> dict:
     t_start = time.time()
     model = load("ict-face")
     gar = None if args.no_gar else load_gar(args.checkpoint)
+    variants = {} if args.no_gar else {k: load_gar(v) for k, v in args.variants.items()}
+    if not args.variants_realism:
+        args.variants_realism = [max(args.realism)]
     reuse = {}
     if args.reuse:
         prev = json.loads(Path(args.reuse).read_text())
@@ -205,29 +225,81 @@ def run(args) -> dict:
                     args,
                     face["detect_seconds"],
                     reuse.get((lvl, f"world/{i}")),
+                    variants,
+                    lvl,
                 )
                 if det is not None
                 else {"face": f"world/{i}", "yaw": float(s["ypr"][0]), "detected": False}
             )
             rows[lvl].append(row)
             if not args.json:
-                cells = ", ".join(f"{m} {row[m]['s2m']:.2f}" for m in METHODS if m in row)
+                cells = ", ".join(
+                    f"{m} {v['s2m']:.2f}" for m, v in row.items() if isinstance(v, dict)
+                )
                 print(f"  realism {lvl} world/{i} yaw {float(s['ypr'][0]):+.0f}: {cells or 'MISS'}",
                       file=sys.stderr, flush=True)  # fmt: skip
         done += 1
-        res = _result(args, rows, done, gar, t_start)
+        res = _result(args, rows, done, gar, t_start, variants)
         if args.out:  # written after every face: an interrupted run keeps what it measured
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(res, indent=1, default=float))
-    return _result(args, rows, done, gar, t_start)
+    res = _result(args, rows, done, gar, t_start, variants)
+    if gar is not None and args.adherence_n:
+        res["adherence"] = adherence({"gar": gar, **{f"gar[{k}]": v for k, v in variants.items()}},
+                                     gar.aux, args.adherence_n)  # fmt: skip
+    return res
 
 
-def _result(args, rows: dict, done: int, gar, t_start: float) -> dict:
-    summary = [c for lvl in args.realism for c in summarize(rows[lvl], lvl)]
+def adherence(gars: dict, judge, n: int = 256, seed: int = 4242) -> dict:
+    """Does each generator draw the geometry it is told? (module doc, **Adherence**)."""
+    from facelab.methods.gar.data import GARDataConfig, _geom_chunk, _world
+    from facelab.methods.gar.geometry import render_condition
+    from facelab.models import load
+
+    model = load("ict-face")
+    cfg = GARDataConfig(n_geom=n, seed=seed)
+    geom = _geom_chunk(_world(cfg, seed).renderer, model, 0, n, cfg)
+    out = {}
+    first = next(iter(gars))
+    todo = [(k, v, False) for k, v in gars.items()] + [
+        (f"{first} (wrong geometry)", gars[first], True)
+    ]
+    for name, gm, shuffled in todo:
+        ecfg = gm.E.config
+        with torch.no_grad():
+            cond, nrm, mask, lm = render_condition(
+                gm.config.condition, model, geom["identity"], geom["expression_a"],
+                geom["rotation_a"], geom["translation_a"], geom["K_a"], gm.resolution, None,
+                ecfg.n_identity, ecfg.n_expression,
+            )  # fmt: skip
+            z = torch.randn(n, gm.G.config.z_dim, generator=torch.Generator().manual_seed(seed))
+            if shuffled:  # the floor: every image drawn from another face's condition
+                cond = cond.roll(1, 0)
+            img = gm.G(cond.float(), z, noise_mode="const")
+            a = judge(img)
+        m = mask.float()
+        cos = (a["normals"] * nrm.float()).sum(1, keepdim=True).clamp(-1, 1)
+        ang = float((torch.rad2deg(torch.acos(cos)) * m).sum() / m.sum())
+        rmse = float((a["landmarks"] - lm.float()).square().sum(-1).mean().sqrt())
+        out[name] = {"normal_deg": ang, "landmark_px": rmse, "n": n,
+                     "condition": gm.config.condition,
+                     "injection": gm.G.config.injection,
+                     "steps": gm.meta.get("step"), "checkpoint": gm.meta.get("status")}  # fmt: skip
+    return out
+
+
+def _result(args, rows: dict, done: int, gar, t_start: float, variants: dict | None = None) -> dict:
+    extra = tuple(f"gar[{k}]" for k in (variants or {}))
+    summary = [c for lvl in args.realism for c in summarize(rows[lvl], lvl, extra)]
     return {
         "faces_per_level": done, "faces_planned": args.faces, "fast": args.fast,
         "checkpoint": str(args.checkpoint or "shipped cpu-32"), "gar_meta": {} if gar is None else {
             k: gar.meta.get(k) for k in ("status", "command", "seed", "wall_time_s")},
+        "variants": {k: {"stem": args.variants[k], "status": v.meta.get("status"),
+                         "command": v.meta.get("command"), "condition": v.config.condition,
+                         "injection": v.G.config.injection}
+                     for k, v in (variants or {}).items()},
+        "variants_realism": args.variants_realism,
         "reused_part1_from": args.reuse,
         "load_average": os.getloadavg(), "minutes": round((time.time() - t_start) / 60, 2),
         "summary": summary, "rows": {str(k): v for k, v in rows.items()}, "paper": PAPER,
@@ -244,14 +316,45 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", default=None, help="GAR checkpoint stem (default: shipped)")
     p.add_argument("--ablations", action="store_true", help="also the mean-face start")
     p.add_argument("--no-gar", action="store_true", help="Part I and mean face rows only")
+    p.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        metavar="NAME=STEM",
+        help="extra GAR checkpoints, a row gar[NAME] each (the condition ablation)",
+    )
+    p.add_argument(
+        "--variants-realism",
+        type=float,
+        nargs="*",
+        default=None,
+        help="levels the variants are fitted at (default: the highest --realism)",
+    )
+    p.add_argument(
+        "--adherence-n",
+        type=int,
+        default=256,
+        help="held-out geometries for the adherence table (0: skip)",
+    )
     p.add_argument("--reuse", default=None, help="take Part I / mean-face rows from this JSON")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", default=None, help="also write the JSON here")
     return p.parse_args(argv)
 
 
+def _variants(items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        name, sep, stem = it.partition("=")
+        if not sep or not name or not stem:
+            raise SystemExit(f"--variants takes NAME=STEM, got {it!r}")
+        out[name] = stem
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.variants = _variants(args.variants)
     res = run(args)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +363,11 @@ def main(argv=None) -> int:
         print(json.dumps(res, indent=1, default=float))
     else:
         print(format_table(res["summary"]))
+        for name, ad in res.get("adherence", {}).items():
+            print(
+                f"adherence {name:<16} ({ad['condition']}, {ad['injection']}): normal "
+                f"{ad['normal_deg']:.1f} deg, landmarks {ad['landmark_px']:.2f} px"
+            )
         print(f"{res['faces_per_level']} faces per level in {res['minutes']} min; load "
               f"{res['load_average'][0]:.1f}. Paper (different data): {PAPER['aflw2000_nme_percent']}")  # fmt: skip
     return 0

@@ -461,3 +461,23 @@ def test_ablation_conditions_train_and_invert(tmp_path, condition):
     ls = inversion_loss(gm, model4, st, crop, GARFitConfig(w_landmark=0.0, w_identity=0.0))
     ls["total"].backward()
     assert torch.isfinite(ls["total"]) and float(st["identity"].grad.abs().sum()) > 0
+
+
+def test_start_state_does_not_depend_on_the_global_rng():
+    from facelab.methods.gar.invert import start_state
+    from facelab.models.params import FaceParams
+
+    torch.manual_seed(0)
+    G = GARGenerator(GARConfig(**TINY_G)).requires_grad_(False)
+    E = Encoder(EncoderConfig(resolution=16, width=4, n_identity=2, n_expression=1, w_dim=16))
+    gm = GARModel(G=G, aux=AuxNet(AuxConfig(resolution=16, width=4, n_identity=2)), E=E.eval(),
+                  D=torch.nn.Identity(), meta={}, config=CONFIGS["tiny"])  # fmt: skip
+    p = FaceParams(identity=torch.zeros(1, 2), expression=torch.zeros(1, 1),
+                   rotation=torch.zeros(1, 3), translation=torch.tensor([[0.0, 0.0, 50.0]]))  # fmt: skip
+    crop = {"target": torch.rand(1, 3, 16, 16) * 2 - 1}
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        states.append(start_state(gm, crop, p, "encoder"))
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k

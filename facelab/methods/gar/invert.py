@@ -134,7 +134,9 @@ def start_state(
     ecfg = gar.E.config
     with torch.no_grad():
         e = gar.E(crop["target"])
-        w_scale = gar.G.mapping(torch.randn(256, gar.G.config.z_dim)).std(0, keepdim=True)
+        # the latent prior's scale from a fixed draw: the same photo gives the same fit
+        z = torch.randn(256, gar.G.config.z_dim, generator=torch.Generator().manual_seed(0))
+        w_scale = gar.G.mapping(z.to(e["w"])).std(0, keepdim=True)
     st = {"rotation": stage1.rotation.detach().float().clone(),
           "translation": stage1.translation.detach().float().clone()}  # fmt: skip
     if start == "mean":
