@@ -123,7 +123,7 @@ def params_condition(
     """The parameter condition ``(B, n_identity + n_expression + 3)``:
     ``[alpha_{1..n_id}, beta_{1..n_exp}, ROTATION_SCALE * r]`` (missing coefficients are 0, extra
     ones dropped). Translation is left out: the crop camera puts every face in the same place.
-    The generator broadcasts it to a constant map (:meth:`GARGenerator.synthesis`)."""
+    The generator broadcasts it to a constant map (:meth:`facelab.methods.gar.renderer.GARGenerator.synthesis`)."""
 
     def fit(x: torch.Tensor, k: int) -> torch.Tensor:
         x = x[:, :k]
