@@ -30,6 +30,11 @@ world's ground-truth normals over the ground-truth face mask where the fit cover
 (detection + fit; GAR's without the UV texture unwrap Part I's includes; the load average is
 printed, the machine is shared). Medians over faces.
 
+**Blender** (``--blender``, JSON key ``blender``: ``summary`` with ``realism`` -1 and
+``rows``): the same rows on the report half of ``benchmarks/data/blender_eval`` (Blender
+Cycles renders, an image formation none of our code shares; see ``benchmarks/fit.py``); no
+ground-truth normals there, so ``normal`` is empty.
+
 **Adherence** (``adherence`` in the JSON, one entry per GAR checkpoint): does the generator
 draw the geometry it is given? On ``--adherence-n`` held-out geometries (the GAR data sampler
 at another seed), each generator renders its own condition with a random ``z``; one common
@@ -66,6 +71,8 @@ PAPER = {
     "note": "different data (real photos, other normalisation), not comparable with our rows",
 }
 METHODS = ("mean face", "part1", "gar", "gar-encoder", "gar-mean")
+#: The ``realism`` of the Blender rows in their summary (not a world level: another renderer).
+BLENDER = -1.0
 
 
 def normal_error_deg(posed: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
@@ -109,7 +116,7 @@ def _part1(face, model, det, cal, args, row, record, gtn, gtm) -> None:
     posed = pose_points(mean[None], r1.params.rotation.double(), r1.params.translation.double())[0]
     row["mean face"] = {
         "s2m": fitbench.face_s2m(face, model.mean, model),
-        "normal": normal_error_deg(posed, model.faces, r1.K, gtn, gtm),
+        "normal": None if gtn is None else normal_error_deg(posed, model.faces, r1.K, gtn, gtm),
         "nme": None, "s": None,
     }  # fmt: skip
 
@@ -119,17 +126,20 @@ def evaluate_face(s: dict, model, gar, det, cal, args, det_seconds: float = 0.0,
                   level: float | None = None) -> dict:  # fmt: skip
     from facelab.methods.gar.invert import GARFitConfig, fit_gar
 
-    face = fitbench.world_face(s, model)
+    # s: a world sample, or an already prepared benchmark face (the Blender set: no normals)
+    face = s if "scan" in s else fitbench.world_face(s, model)
     face["detect_seconds"] = det_seconds
     row = {"face": face["name"], "yaw": face["yaw"], "detected": det is not None}
     if det is None:
         return row
-    gtn, gtm = s["normals"], s["mask_face"]
+    gtn, gtm = s.get("normals"), s.get("mask_face")
 
     def record(name: str, res, seconds: float) -> None:
         row[name] = {
             "s2m": fitbench.face_s2m(face, res.vertices, model),
-            "normal": normal_error_deg(res.posed_vertices, model.faces, res.K, gtn, gtm),
+            "normal": None
+            if gtn is None
+            else normal_error_deg(res.posed_vertices, model.faces, res.K, gtn, gtm),
             "nme": 100 * fitbench.inner_nme(res.projected_landmarks, face["exact"]),
             "s": seconds,
         }
@@ -198,6 +208,8 @@ def run(args) -> dict:
     variants = {} if args.no_gar else {k: load_gar(v) for k, v in args.variants.items()}
     if not args.variants_realism:
         args.variants_realism = [max(args.realism)]
+    if args.blender:
+        args.variants_realism = [*args.variants_realism, BLENDER]
     reuse = {}
     if args.reuse:
         prev = json.loads(Path(args.reuse).read_text())
@@ -244,6 +256,20 @@ def run(args) -> dict:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(res, indent=1, default=float))
     res = _result(args, rows, done, gar, t_start, variants)
+    if args.blender:  # the independent renderer (Blender Cycles; benchmarks/fit.py's report half)
+        brows = []
+        for face in fitbench.blender_faces(model, "report"):
+            det = fitbench.detect_all([face], args.detector)[0]
+            row = evaluate_face(face, model, gar, det, cal, args, face["detect_seconds"],
+                                None, variants, BLENDER)  # fmt: skip
+            brows.append(row)
+            if not args.json:
+                cells = ", ".join(
+                    f"{m} {v['s2m']:.2f}" for m, v in row.items() if isinstance(v, dict)
+                )
+                print(f"  blender {face['name']}: {cells or 'MISS'}", file=sys.stderr, flush=True)
+        extra = tuple(f"gar[{k}]" for k in variants)
+        res["blender"] = {"summary": summarize(brows, BLENDER, extra), "rows": brows}
     if gar is not None and args.adherence_n:
         res["adherence"] = adherence({"gar": gar, **{f"gar[{k}]": v for k, v in variants.items()}},
                                      gar.aux, args.adherence_n)  # fmt: skip
@@ -329,6 +355,11 @@ def parse_args(argv=None):
         nargs="*",
         default=None,
         help="levels the variants are fitted at (default: the highest --realism)",
+    )
+    p.add_argument(
+        "--blender",
+        action="store_true",
+        help="also the Blender report faces (JSON key 'blender'; realism -1 there)",
     )
     p.add_argument(
         "--adherence-n",
