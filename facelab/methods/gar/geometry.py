@@ -92,18 +92,10 @@ def render_normals(
         ``mask (B, 1, size, size)`` and ``landmarks (B, 68, 2)`` (crop pixels).
         Differentiable w.r.t. the parameters.
     """
-    dt = model.dtype
-    verts = model.forward(identity.to(dt), expression.to(dt))
-    lmv = model.landmarks if landmark_vertices is None else landmark_vertices
-    out = _renderer(int(size)).render(
-        verts,
-        model.faces,
-        K=K.to(dt),
-        rotation=rotation.to(dt),
-        translation=translation.to(dt),
-        landmarks=lmv,
+    _, normals, mask, landmarks = render_condition(
+        "normals", model, identity, expression, rotation, translation, K, size, landmark_vertices
     )
-    return out.normals, out.mask, out.landmarks
+    return normals, mask, landmarks
 
 
 def condition_channels(kind: str, n_identity: int = 40, n_expression: int = 53) -> int:
@@ -125,12 +117,13 @@ def params_condition(
     ones dropped). Translation is left out: the crop camera puts every face in the same place.
     The generator broadcasts it to a constant map (:meth:`facelab.methods.gar.renderer.GARGenerator.synthesis`)."""
 
-    def fit(x: torch.Tensor, k: int) -> torch.Tensor:
+    def first(x: torch.Tensor, k: int) -> torch.Tensor:  # the first k columns, 0-padded
         x = x[:, :k]
         return torch.cat([x, x.new_zeros(x.shape[0], k - x.shape[1])], 1) if x.shape[1] < k else x
 
     return torch.cat(
-        [fit(identity, n_identity), fit(expression, n_expression), ROTATION_SCALE * rotation], 1
+        [first(identity, n_identity), first(expression, n_expression), ROTATION_SCALE * rotation],
+        1,
     )
 
 
