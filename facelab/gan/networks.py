@@ -485,6 +485,18 @@ class GeneratorConfig(_Layout):
             :meth:`Generator.calibrate_out_avg`). Without it the shipped texture GAN's
             samples carried a z-independent pattern (a texel-mean gap of 0.05, five times
             its data-like variation) that its discriminator did not punish (issue 14).
+        whiten_coeff: (needs ``linear_basis``) the linear path's coefficients are whitened
+            with their running statistics over ``z``: ``a = (c(w) - mu) Sigma^{-1/2}`` (ZCA;
+            ``mu``, ``Sigma`` in the buffers ``coeff_mean``, ``coeff_whiten``, updated during
+            training by :meth:`Generator.update_coeff_stats`, recomputed exactly on export
+            by :meth:`Generator.calibrate_coeff_stats`). The coefficients then have the
+            data's first two moments (zero mean, identity covariance: the PCA's) whatever the
+            training does, and the game can only change their *shape* (skin-tone clusters,
+            heavy tails). In the ``cpu-64-pca`` run their mean drifted to a norm of 2.1.
+        residual_orthogonal: (needs ``linear_basis``) the synthesis network's output is
+            projected onto the orthogonal complement of the basis' span, ``r - Q^T Q r``
+            (``Q``: orthonormal rows spanning the basis), so the residual holds only what the
+            ``K`` principal components cannot and cannot move the coefficients.
     """
 
     resolution: int = 64
@@ -504,6 +516,8 @@ class GeneratorConfig(_Layout):
     resample_filter: tuple[int, ...] | None = None
     linear_basis: int = 0
     center_output: bool = False
+    whiten_coeff: bool = False
+    residual_orthogonal: bool = False
 
     def __post_init__(self) -> None:
         self._check(("skip", "progressive"))
@@ -511,6 +525,11 @@ class GeneratorConfig(_Layout):
             raise InvalidInput(f"linear_basis must be >= 0, got {self.linear_basis}")
         if self.center_output and self.architecture == "progressive":
             raise InvalidInput("center_output needs the full-resolution 'skip' architecture")
+        for name in ("whiten_coeff", "residual_orthogonal"):
+            if getattr(self, name) and not self.linear_basis:
+                raise InvalidInput(f"{name} needs a linear path (linear_basis > 0)")
+        if self.residual_orthogonal and self.architecture == "progressive":
+            raise InvalidInput("residual_orthogonal needs the full-resolution 'skip' architecture")
 
 
 class Generator(nn.Module):
@@ -560,6 +579,18 @@ class Generator(nn.Module):
             )
         else:
             self.coeff = self.basis = None
+        if cfg.whiten_coeff:
+            self.register_buffer("coeff_mean", torch.zeros(k))
+            self.register_buffer("coeff_cov", torch.eye(k))
+            self.register_buffer("coeff_whiten", torch.eye(k))
+        else:
+            self.coeff_mean = self.coeff_cov = self.coeff_whiten = None
+        if cfg.residual_orthogonal:
+            self.register_buffer(
+                "basis_q", torch.zeros(k, cfg.img_channels * cfg.resolution * cfg.resolution)
+            )
+        else:
+            self.basis_q = None
         if cfg.center_output:
             self.register_buffer(
                 "out_avg", torch.zeros(cfg.img_channels, cfg.resolution, cfg.resolution)
@@ -605,6 +636,69 @@ class Generator(nn.Module):
         lin = self.coeff
         lin.weight.copy_((lw / lin.scale).to(lin.weight))
         lin.bias.copy_((-(lw @ mu) / lin.lr_mul).to(lin.bias))
+        if self.basis_q is not None:  # orthonormal rows spanning the basis
+            q, _ = torch.linalg.qr(basis.reshape(k, -1).double().T)
+            self.basis_q.copy_(q.T.to(self.basis_q))
+        if self.coeff_mean is not None:
+            self.coeff_mean.zero_()
+            self.coeff_cov.copy_(torch.eye(k))
+            self.coeff_whiten.copy_(torch.eye(k))
+
+    def raw_coefficients(self, w: torch.Tensor) -> torch.Tensor:
+        """``(B, K)``: the linear path's coefficients of ``w (B, w_dim)`` before whitening."""
+        if self.coeff is None:
+            raise InvalidInput("this generator has no linear path (GeneratorConfig.linear_basis=0)")
+        return self.coeff(w)
+
+    def coefficients(self, w: torch.Tensor) -> torch.Tensor:
+        """``(B, K)``: the linear path's coefficients of ``w`` (whitened if ``whiten_coeff``)."""
+        a = self.raw_coefficients(w)
+        if self.coeff_whiten is not None:
+            a = (a - self.coeff_mean.to(a.dtype)) @ self.coeff_whiten.to(a.dtype)
+        return a
+
+    @torch.no_grad()
+    def update_coeff_stats(self, raw: torch.Tensor, beta: float = 0.99) -> None:
+        """Training: running mean and covariance of the raw coefficients ``raw (B, K)``
+        (``beta = 0`` sets them from this batch) and the ZCA whitening ``Sigma^{-1/2}``."""
+        if self.coeff_whiten is None:
+            raise InvalidInput(
+                "this generator does not whiten its coefficients (whiten_coeff=False)"
+            )
+        k = self.coeff_mean.shape[0]
+        if raw.dim() != 2 or raw.shape[1] != k or raw.shape[0] < 2:
+            raise InvalidInput(f"raw must be (B >= 2, {k}), got {tuple(raw.shape)}")
+        raw = raw.to(self.coeff_mean)
+        mu = raw.mean(0)
+        m2 = (raw - self.coeff_mean).T @ (raw - self.coeff_mean) / raw.shape[0]
+        if beta > 0:  # covariance about the running mean, then re-centred
+            new_mu = mu.lerp(self.coeff_mean, beta)
+            d = (new_mu - self.coeff_mean)[:, None]
+            cov = m2.lerp(self.coeff_cov, beta) - d @ d.T
+        else:
+            new_mu, cov = mu, torch.cov(raw.T, correction=0)
+        self.coeff_mean.copy_(new_mu)
+        self.coeff_cov.copy_(0.5 * (cov + cov.T))
+        self.coeff_whiten.copy_(_inverse_sqrt(self.coeff_cov))
+
+    @torch.no_grad()
+    def calibrate_coeff_stats(self, n: int = 4096, seed: int = 0, batch: int = 512) -> None:
+        """Set the whitening to the raw coefficients' exact statistics over ``n`` seeded ``z``
+        (of the first layer's ``w``, as :meth:`synthesis` reads it): for export."""
+        if self.coeff_whiten is None:
+            raise InvalidInput(
+                "this generator does not whiten its coefficients (whiten_coeff=False)"
+            )
+        g = torch.Generator(device="cpu").manual_seed(int(seed))
+        raws = []
+        for i in range(0, n, batch):
+            z = torch.randn(min(batch, n - i), self.config.z_dim, generator=g).to(self.const)
+            raws.append(self.raw_coefficients(self.mapping(z)).double())
+        raw = torch.cat(raws)
+        self.coeff_mean.copy_(raw.mean(0).to(self.coeff_mean))
+        cov = torch.cov(raw.T, correction=0)
+        self.coeff_cov.copy_(cov.to(self.coeff_cov))
+        self.coeff_whiten.copy_(_inverse_sqrt(cov).to(self.coeff_whiten))
 
     def set_stage(self, stage: int, alpha: float = 1.0) -> None:
         """Progressive growing: output at ``resolutions[stage]``, fading in with ``alpha``."""
@@ -679,8 +773,12 @@ class Generator(nn.Module):
             else:
                 rgb = self.to_rgbs[r](x, ws[:, li])
                 img = rgb if img is None else self.resample.up(img) + rgb
+        if self.basis_q is not None:  # the residual: only what the basis cannot hold
+            q = self.basis_q.to(img.dtype)
+            flat = img.reshape(b, -1)
+            img = (flat - (flat @ q.T) @ q).reshape(img.shape)
         if self.basis is not None:
-            a = self.coeff(ws[:, 0])
+            a = self.coefficients(ws[:, 0])
             lin = torch.einsum("bk,kchw->bchw", a, self.basis.to(img.dtype))
             if lin.shape[-1] != img.shape[-1]:
                 lin = F.adaptive_avg_pool2d(lin, img.shape[-1])
@@ -759,6 +857,13 @@ class Generator(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Discriminator
 # --------------------------------------------------------------------------------------------
+
+
+def _inverse_sqrt(cov: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Symmetric ``cov^{-1/2}`` (eigenvalues clamped at ``eps`` times the largest)."""
+    evals, evecs = torch.linalg.eigh(cov.double())
+    evals = evals.clamp_min(eps * float(evals.max().clamp_min(1e-30)))
+    return ((evecs / evals.sqrt()[None]) @ evecs.T).to(cov.dtype)
 
 
 def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
