@@ -178,3 +178,52 @@ def test_training_exports_exact_statistics(tmp_path):
     # the running statistics moved during training (the checkpoint's G holds them)
     Gw, _ = load_generator(tmp_path / "w" / "checkpoint")
     assert not torch.allclose(Gw.coeff_cov, torch.eye(4))
+
+
+def _residual_cfg(steps: int):
+    from facelab.gan.train import CONFIGS
+
+    tiny = CONFIGS["tiny-16"]
+    gen = {**tiny.generator, "base_image": True, "train_base": False, "linear_basis": 4,
+           "residual_orthogonal": True, "center_output": True}  # fmt: skip
+    return replace(tiny, generator=gen, steps=steps, ckpt_interval=100, disc_view="residual")
+
+
+def test_residual_view_known_answers():
+    from facelab.gan.train import residual_view
+
+    G = _generator(torch.float64)
+    data = torch.rand(
+        40, 3, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    view = residual_view(G, data)
+    v = view(data)
+    assert v.dtype == torch.float64
+    torch.testing.assert_close(v.std(), torch.tensor(1.0, dtype=torch.float64))  # unit scale
+    basis = G.basis.reshape(K, -1)
+    proj = v.reshape(40, -1) @ basis.T
+    torch.testing.assert_close(proj, torch.zeros_like(proj), atol=1e-9, rtol=0)
+    # anything in the basis' span (a PCA sample around the base) is invisible to it
+    lin = (torch.randn(3, K, dtype=torch.float64) @ basis).reshape(3, 3, 16, 16) + G.base[None]
+    assert view(lin).abs().max() < 1e-9
+
+
+def test_residual_game_leaves_the_linear_path_untouched(tmp_path):
+    from facelab.gan.train import train
+
+    data = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    G0 = train(_residual_cfg(0), tmp_path / "w0", data=data, progress=False)["G"]
+    G1 = train(_residual_cfg(6), tmp_path / "w1", data=data, progress=False)["G"]
+    frozen = ("mapping.", "coeff.")
+    moved = []
+    for (n, p0), (_, p1) in zip(G0.named_parameters(), G1.named_parameters()):
+        if n.startswith(frozen):
+            torch.testing.assert_close(p1, p0, atol=0, rtol=0, msg=n)
+        elif not torch.equal(p0, p1):
+            moved.append(n)
+    assert any(n.startswith("convs.") for n in moved)  # the synthesis network did learn
+    with pytest.raises(InvalidInput, match="residual_orthogonal=True"):
+        replace(_residual_cfg(1), generator={**_residual_cfg(1).generator,
+                                             "residual_orthogonal": False})  # fmt: skip
+    with pytest.raises(InvalidInput, match="disc_view"):
+        replace(_residual_cfg(1), disc_view="pixels")
