@@ -261,6 +261,11 @@ _CPU64_R = replace(
     disc_view="residual",
 )
 
+#: ``cpu-64-r`` with ten times the R1 weight: its discriminator, on unit-scale residuals,
+#: separated real from fake ever more surely (mean logits +6 / -5 by step 4600) while
+#: KID-dlib of the samples rose from step 2100 on.
+_CPU64_R1 = replace(_CPU64_R, name="cpu-64-r-r1", r1_gamma=10 * _CPU64_R.r1_gamma)
+
 #: Named configurations. ``cpu-64`` is the shipped texture GAN (the linear-path model above,
 #: also registered under ``cpu-64-pca``, the name it was trained under); ``cpu-64-v1`` the
 #: first shipped one (a learned base image, no linear path: 5000 steps, 0.81 s per step);
@@ -275,6 +280,7 @@ CONFIGS: dict[str, TrainConfig] = {
     "cpu-64-c": _CPU64_C,
     "cpu-64-w": _CPU64_W,
     "cpu-64-r": _CPU64_R,
+    "cpu-64-r-r1": _CPU64_R1,
     "gpu-128": TrainConfig(
         name="gpu-128",
         n_train=20000,
