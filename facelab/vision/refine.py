@@ -69,18 +69,20 @@ VERSION = 1
 
 @dataclass
 class RefinerConfig:
-    """Attributes:
-    radii: per-stage patch half-width in normalised units (the reference shape has RMS
-        radius 1: an eye is about 0.2 wide); the number of stages is ``len(radii)``.
-    grid: lattice side per point (``2 grid (grid - 1)`` features per point).
-    ridge: ridge weight, relative to the mean diagonal of ``X^T X``.
-    jitter: extra training copies per face, the detector's points moved by a random
-        similarity (``jitter_scale`` relative scale / rotation radians / translation in
-        normalised units).
-    seed: the jitter's seed.
-    max_init_error: training faces whose detector points are further than this from the
-        targets (mean point error, x face size) are left out: a detector failure (the
-        points on the wrong structure) is not a refinement to learn.
+    """Settings of :func:`train_refiner` (saved with every refiner).
+
+    Attributes:
+        radii: per-stage patch half-width in normalised units (the reference shape has RMS
+            radius 1: an eye is about 0.2 wide); the number of stages is ``len(radii)``.
+        grid: lattice side per point (``2 grid (grid - 1)`` features per point).
+        ridge: ridge weight, relative to the mean diagonal of ``X^T X``.
+        jitter: extra training copies per face, the detector's points moved by a random
+            similarity (``jitter_scale``: relative scale, rotation in radians and translation
+            in normalised units).
+        seed: the jitter's seed.
+        max_init_error: training faces whose detector points are further than this from the
+            targets (mean point error, x face size) are left out: a detector failure (the
+            points on the wrong structure) is not a refinement to learn.
     """
 
     radii: tuple[float, ...] = (0.22, 0.15, 0.10)
