@@ -30,9 +30,9 @@ Points are in full-resolution pixel coordinates with pixel centres at +0.5 (as
 
 Measured (issue 11; ``benchmarks/results/landmark_refiner_tuning.json``, 1,209 detected world
 faces, 200 held out, ridge chosen on them; tuning faces only): on the held-out world faces
-the mean inner-point error drops from 4.0 % to 3.1 % of the face size (|yaw| < 20) and from
+the mean inner-point error drops from 4.0 % to 3.1 % of the face size (``|yaw| < 20``) and from
 7.6 % to 6.3 % (20-45), the jaw's from 6.3 % to 5.3 % and 13.1 % to 9.2 %; on the Blender
-tuning faces, a renderer it never saw, the median inner error from 4.5 % to 3.2 % (|yaw| < 20).
+tuning faces, a renderer it never saw, the median inner error from 4.5 % to 3.2 % (``|yaw| < 20``).
 Fed to the fit (fixed jaw, the detected-landmark priors) it does **not** beat the mean face:
 landmark-only fits at 0.92-1.06x the mean face's scan-to-mesh error, with the photometric
 stage 0.95-1.22x, against 0.94-1.14x for ``facelab fit`` as shipped. A detector-quality
