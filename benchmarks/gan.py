@@ -13,10 +13,21 @@
    machine the absolute numbers move with it, the ratios much less.
 2. **Claim table** (``--claim``): the shipped texture GAN vs the PCA of the same latent size on
    the same 4096 training maps, with the floor rows
-   (:func:`facelab.methods.ganfit.evaluate.claim_table`).
+   (:func:`facelab.methods.ganfit.evaluate.claim_table`), with the paired verdicts of chapter 6
+   (KID-dlib per subset; each sample's |log high-band ratio|).
+3. **Selection split** (``--select 0.6,0.8,1``): KID-dlib of the GAN at each residual scale
+   (``Generator.detail``) against the *held-out* maps, with other latents than the claim
+   table's (:func:`facelab.methods.ganfit.evaluate.detail_selection`): how the shipped
+   ``sample_detail`` was chosen, apart from the split the claim is reported on.
 
     python benchmarks/gan.py --quick            # step times, 1 thread
     python benchmarks/gan.py --claim            # + the claim table (a few minutes)
+    python benchmarks/gan.py --steps-off --select 0.6,0.7,0.8,0.9,1 --model DIR/texture_gan
+
+``--json`` prints one object: ``threads``, ``load_average``, ``batch``, ``steps`` (rows
+``device, resolution, modconv, seconds, ratio_vs_loop``), and with ``--claim`` ``claim``
+(``gan_step``, ``detail``, ``rows``, ``kid_verdict``, ``high_band_verdict``), with ``--select``
+``selection`` (rows of ``detail_selection``).
 """
 
 from __future__ import annotations
@@ -81,6 +92,15 @@ def main() -> int:
     p.add_argument("--resolutions", default="32,64,128")
     p.add_argument("--claim", action="store_true", help="also compute the claim table")
     p.add_argument("--samples", type=int, default=256, help="claim table: samples per model")
+    p.add_argument(
+        "--select",
+        default=None,
+        help="comma-separated residual scales to score on the selection split",
+    )
+    p.add_argument(
+        "--model", default=None, help="exported generator stem (default: the shipped one)"
+    )
+    p.add_argument("--steps-off", action="store_true", help="skip the step-time table")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,7 +112,7 @@ def main() -> int:
         "steps": [],
     }
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for dev in devices:
+    for dev in devices if not args.steps_off else []:
         for res in [int(r) for r in args.resolutions.split(",")]:
             times = {
                 m: step_time(res, m, args.batch, reps, dev) for m in ("loop", "grouped", "auto")
@@ -100,7 +120,7 @@ def main() -> int:
             for m, t in times.items():
                 out["steps"].append({"device": dev, "resolution": res, "modconv": m, "seconds": t,
                                      "ratio_vs_loop": times["loop"] / t})  # fmt: skip
-    if not args.json:
+    if not args.json and out["steps"]:
         print(f"# training step (G + D fwd/bwd/Adam), batch {args.batch}, {args.threads} thread(s), "
               f"load average {out['load_average'][0]:.1f}")  # fmt: skip
         print(f"{'device':6} {'px':>4} {'modconv':8} {'s/step':>8} {'loop/this':>9}")
@@ -108,23 +128,52 @@ def main() -> int:
             print(
                 f"{r['device']:6} {r['resolution']:>4} {r['modconv']:8} {r['seconds']:8.3f} {r['ratio_vs_loop']:9.2f}"
             )
-    if args.claim:
-        from facelab.methods.ganfit.evaluate import claim_table, fit_pca
-        from facelab.methods.ganfit.texture_gan import load_texture_gan, texture_maps_cached
+    if args.claim or args.select:
+        import numpy as np
 
-        G, meta = load_texture_gan()
+        from facelab.methods.ganfit.evaluate import claim_table, detail_selection, fit_pca
+        from facelab.methods.ganfit.texture_gan import load_texture_gan, texture_maps_cached
+        from facelab.metrics import claim_verdict
+
+        G, meta = load_texture_gan(args.model)
         train = texture_maps_cached(4096, 64, 0)
         test = texture_maps_cached(512, 64, 1)
         pca = fit_pca(train, G.config.z_dim)
-        rows = claim_table(G, pca, train, test, n_samples=args.samples)
-        out["claim"] = {"gan_step": meta["step"], "rows": rows}
+        name = "shipped" if args.model is None else args.model
+    if args.select:
+        details = [float(v) for v in args.select.split(",")]
+        out["selection"] = detail_selection(G, pca, test, details, n_samples=args.samples)
         if not args.json:
-            print(f"\n# claim: GAN (shipped, step {meta['step']}) vs PCA at the same latent size")
+            print(f"\n# selection split ({name}, step {meta['step']}): reference = held-out maps")
+            print(
+                f"{'model':22} {'KID-dlib':>9} {'+-':>6} {'vs PCA':>8} {'+-':>6} {'P':>5} {'R':>5} {'high-band':>9}"
+            )
+            for r in out["selection"]:
+                vs = (f"{r['kid_vs_pca']:+8.3f} {r['kid_vs_pca_std']:6.3f}" if "kid_vs_pca" in r
+                      else f"{'':8} {'':6}")  # fmt: skip
+                print(f"{r['model']:22} {r['kid_dlib']:9.3f} {r['kid_dlib_std']:6.3f} {vs} "
+                      f"{r['precision']:5.2f} {r['recall']:5.2f} {r['high_band_ratio']:9.2f}")  # fmt: skip
+    if args.claim:
+        rows = claim_table(G, pca, train, test, n_samples=args.samples)
+        pca_r, gan_r = rows[2], rows[3]
+        v_kid = claim_verdict(gan_r["kid_values"], pca_r["kid_values"], claim="less")
+        dg = np.abs(np.log(np.maximum(gan_r["high_band_each"], 1e-9)))
+        dp = np.abs(np.log(np.maximum(pca_r["high_band_each"], 1e-9)))
+        v_hb = claim_verdict(dg, dp, claim="less")
+        out["claim"] = {"gan_step": meta["step"], "detail": G.detail, "rows": rows,
+                        "kid_verdict": v_kid.describe(digits=3), "kid_holds": v_kid.word,
+                        "high_band_verdict": v_hb.describe(), "high_band_holds": v_hb.word}  # fmt: skip
+        if not args.json:
+            print(
+                f"\n# claim: GAN ({name}, step {meta['step']}, detail {G.detail:g}) vs PCA at the same latent size"
+            )
             keys = ["recon_rmse", "recon_rmse_high", "high_band_ratio", "kid_dlib", "kid_dlib_std",
                     "fid_dlib", "precision", "recall", "diversity"]  # fmt: skip
             print(f"{'model':28} " + " ".join(f"{k:>15}" for k in keys))
             for r in rows:
                 print(f"{r['model']:28} " + " ".join(f"{r[k]:15.4f}" for k in keys))
+            print(f"KID-dlib, GAN - PCA per subset: {v_kid.describe(digits=3)} ({v_kid.word})")
+            print(f"|log high-band ratio| per sample, GAN - PCA: {v_hb.describe()} ({v_hb.word})")
     if args.json:
         print(json.dumps(out, indent=1, default=_jsonable))
     return 0

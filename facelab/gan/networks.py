@@ -536,14 +536,21 @@ class Generator(nn.Module):
     """``G(z) -> image (B, img_channels, R, R)``; see the module doc for the architecture.
 
     ``forward(z, c=None, psi=1, noise_mode="random"|"const"|"none", mix_z=None,
-    mix_layer=None, cond_map=None)``; :meth:`synthesis` takes ``ws (B, L, w_dim)`` (one
-    ``w`` per layer: ``W+``) directly, for inversion and style mixing.
+    mix_layer=None, cond_map=None, detail=None)``; :meth:`synthesis` takes ``ws (B, L,
+    w_dim)`` (one ``w`` per layer: ``W+``) directly, for inversion and style mixing.
+
+    ``detail`` (a sampling knob of generators with a linear path, like truncation's ``psi``):
+    the synthesis network's centred residual is scaled by it, ``x = base + sum_k a_k b_k +
+    detail * (r - mean r)``; ``None`` uses the attribute ``self.detail`` (1.0 unless set:
+    :func:`facelab.gan.train.load_generator` sets it from the export's
+    ``TrainConfig.sample_detail``). Training never scales (its generators keep 1.0).
     """
 
     def __init__(self, config: GeneratorConfig | None = None, mode: str = "auto", **kw) -> None:
         super().__init__()
         cfg = config or GeneratorConfig(**kw)
         self.config = cfg
+        self.detail = 1.0
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.c_dim)
         self.resolutions = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]
         self.const = nn.Parameter(torch.randn(cfg.ch(4), 4, 4))
@@ -743,9 +750,17 @@ class Generator(nn.Module):
         noise: list[torch.Tensor] | None = None,
         cond_map: torch.Tensor | None = None,
         center: bool = True,
+        detail: float | None = None,
     ) -> torch.Tensor:
         """Image ``(B, C, R, R)`` from ``ws (B, num_ws, w_dim)`` (``center=False``: without
-        the ``out_avg`` subtraction of ``config.center_output``)."""
+        the ``out_avg`` subtraction of ``config.center_output``; ``detail``: the residual's
+        scale, see the class doc)."""
+        detail = float(self.detail if detail is None else detail)
+        if detail != 1.0 and self.basis is None:
+            raise InvalidInput(
+                "detail scales the residual over a linear path; this generator has none "
+                "(linear_basis=0)"
+            )
         if ws.dim() != 3 or ws.shape[1] != self.num_ws:
             raise InvalidInput(
                 f"ws must be (B, {self.num_ws}, {self.config.w_dim}), got {tuple(ws.shape)}"
@@ -777,13 +792,17 @@ class Generator(nn.Module):
             q = self.basis_q.to(img.dtype)
             flat = img.reshape(b, -1)
             img = (flat - (flat @ q.T) @ q).reshape(img.shape)
+        if detail != 1.0:  # the residual centred (the linear part's mean is the basis':
+            if self.out_avg is not None and center:  # zero), then scaled
+                img = img - self._fit(self.out_avg, img)
+            img = img * detail
         if self.basis is not None:
             a = self.coefficients(ws[:, 0])
             lin = torch.einsum("bk,kchw->bchw", a, self.basis.to(img.dtype))
             if lin.shape[-1] != img.shape[-1]:
                 lin = F.adaptive_avg_pool2d(lin, img.shape[-1])
             img = img + lin
-        if self.out_avg is not None and center:
+        if self.out_avg is not None and center and detail == 1.0:
             img = img - self._fit(self.out_avg, img)
         if self.base is not None:
             img = img + self._fit(self.base, img)
@@ -806,7 +825,7 @@ class Generator(nn.Module):
             noise = [torch.randn(z.shape[0], 1, 4 * 2 ** ((j + 1) // 2), 4 * 2 ** ((j + 1) // 2),
                                  generator=g).to(z) for j in range(len(self.convs))]  # fmt: skip
             ws = self.mix_ws(self.mapping(z))
-            x = self.synthesis(ws, noise=noise, center=False)
+            x = self.synthesis(ws, noise=noise, center=False, detail=1.0)
             if self.base is not None:
                 x = x - self._fit(self.base, x)
             s = x.sum(0)
@@ -846,12 +865,14 @@ class Generator(nn.Module):
         mix_layer: int | None = None,
         cond_map: torch.Tensor | None = None,
         update_w_avg: float | None = None,
+        detail: float | None = None,
     ) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.config.z_dim:
             raise InvalidInput(f"z must be (B, {self.config.z_dim}), got {tuple(z.shape)}")
         w = self.mapping(z, c, psi, update_w_avg)
         w2 = self.mapping(mix_z, c, psi) if mix_z is not None else None
-        return self.synthesis(self.mix_ws(w, w2, mix_layer), noise_mode, cond_map=cond_map)
+        ws = self.mix_ws(w, w2, mix_layer)
+        return self.synthesis(ws, noise_mode, cond_map=cond_map, detail=detail)
 
 
 # --------------------------------------------------------------------------------------------
