@@ -166,19 +166,22 @@ def test_cpu_64_aa_config():
 
 
 def test_shipped_weights_load_and_give_the_recorded_output():
-    """The shipped texture GAN (``cpu-64``: FIR filters, fixed base, a 64-component linear path)
-    loads and gives the output recorded when it was shipped (same weights, same code path)."""
+    """The shipped texture GAN (``cpu-64``: FIR filters, fixed base, the 64-component PCA as its
+    frozen linear path, an orthogonal centred residual sampled at 0.8) loads and gives the
+    output recorded when it was shipped (same weights, same code path)."""
     from facelab.methods.ganfit.texture_gan import load_texture_gan
 
     G, meta = load_texture_gan()
     assert G.config.resample_filter == B4 and not G.config.train_base
     assert G.config.linear_basis == 64 and G.basis.shape == (64, 3, 64, 64)
-    assert meta["step"] == 8000
+    assert G.config.residual_orthogonal and G.config.center_output
+    assert meta["step"] == 4000 and meta["config"]["name"] == "cpu-64" and G.detail == 0.8
+    assert meta["config"] == CONFIGS["cpu-64"].to_dict()  # the named config made it
     z = torch.randn(4, G.config.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         x = G(z, noise_mode="const")
-    assert float(x.double().mean()) == pytest.approx(-0.3566134872758842, abs=1e-5)
-    want = torch.tensor([[-0.1751534, -0.4757218, -0.6289248], [0.3132339, -0.1107537, -0.3482030],
-                         [-0.1578766, -0.5388310, -0.6889326]])  # fmt: skip
+    assert float(x.double().mean()) == pytest.approx(-0.5000449058194741, abs=1e-5)
+    want = torch.tensor([[-0.4027704, -0.5943359, -0.6719197], [0.2657018, -0.2032570, -0.4919028],
+                         [-0.2672357, -0.7785577, -0.9980232]])  # fmt: skip
     got = torch.stack([x[0, :, 10, 20], x[1, :, 0, 0], x[3, :, 63, 31]])
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)

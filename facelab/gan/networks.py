@@ -541,7 +541,9 @@ class Generator(nn.Module):
 
     ``detail`` (a sampling knob of generators with a linear path, like truncation's ``psi``):
     the synthesis network's centred residual is scaled by it, ``x = base + sum_k a_k b_k +
-    detail * (r - mean r)``; ``None`` uses the attribute ``self.detail`` (1.0 unless set:
+    detail * (r - out_avg)`` (``r``: its output off the basis' span; ``out_avg``: with
+    ``center_output``, the learned output's mean, ``r``'s plus the linear part's, which is
+    near zero; else 0); ``None`` uses the attribute ``self.detail`` (1.0 unless set:
     :func:`facelab.gan.train.load_generator` sets it from the export's
     ``TrainConfig.sample_detail``). Training never scales (its generators keep 1.0).
     """
@@ -792,8 +794,8 @@ class Generator(nn.Module):
             q = self.basis_q.to(img.dtype)
             flat = img.reshape(b, -1)
             img = (flat - (flat @ q.T) @ q).reshape(img.shape)
-        if detail != 1.0:  # the residual centred (the linear part's mean is the basis':
-            if self.out_avg is not None and center:  # zero), then scaled
+        if detail != 1.0:  # the residual centred by the learned output's mean (the linear
+            if self.out_avg is not None and center:  # part's own is near zero), then scaled
                 img = img - self._fit(self.out_avg, img)
             img = img * detail
         if self.basis is not None:
