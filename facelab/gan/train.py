@@ -300,7 +300,11 @@ _CPU64_R1 = replace(_CPU64_R, name="cpu-64-r-r1", r1_gamma=10 * _CPU64_R.r1_gamm
 #: ``cpu-64-r-r1`` with a projection discriminator conditioned on each map's PCA coordinates
 #: (``disc_cond="coefficients"``): D can tell a residual that does not suit its face (dark
 #: stubble on a pale base, lip colour off the lips) from the data's, which the residual-only
-#: D of ``cpu-64-r-r1`` cannot. Same budget (8000 steps of 16, about an hour on one thread).
+#: D of ``cpu-64-r-r1`` cannot. Same budget (8000 steps of 16, 56 minutes on one thread).
+#: Measured on the selection split (``benchmarks/results/texture_gan_residual/
+#: cpu-64-rc_selection.json``): best at step 6000 with detail 0.8, KID-dlib 0.095 against the
+#: shipped model's 0.112 under the same script, within the spread between snapshots (about
+#: 0.02): no clear gain, not shipped.
 _CPU64_RC = replace(_CPU64_R1, name="cpu-64-rc", disc_cond="coefficients")
 
 #: The shipped texture GAN (since issue 14's stop 34): ``cpu-64-r-r1`` stopped at step 4000
