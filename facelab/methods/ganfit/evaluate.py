@@ -297,8 +297,8 @@ def claim_table(
     rows = []
     for name, (samples, recon) in sets.items():
         f = (dlib_features(samples, encoder) - mu) / sd
-        if f.shape[0] < n_samples:  # the mean texture: one point, repeated
-            f = f[:1].expand(n_samples, -1)
+        if name == "mean texture":  # one point, repeated (``n_samples`` may exceed the
+            f = f[:1].expand(n_samples, -1)  # held-out maps: that row then uses all of them)
         kid, kid_std, kid_vals = kernel_distance(
             f, f_ref, subsets=100, subset_size=max(8, min(100, n_samples // 2)), seed=seed,
             return_values=True,
