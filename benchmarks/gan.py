@@ -129,11 +129,13 @@ def main() -> int:
                 f"{r['device']:6} {r['resolution']:>4} {r['modconv']:8} {r['seconds']:8.3f} {r['ratio_vs_loop']:9.2f}"
             )
     if args.claim or args.select:
-        import numpy as np
-
-        from facelab.methods.ganfit.evaluate import claim_table, detail_selection, fit_pca
+        from facelab.methods.ganfit.evaluate import (
+            claim_table,
+            claim_verdicts,
+            detail_selection,
+            fit_pca,
+        )
         from facelab.methods.ganfit.texture_gan import load_texture_gan, texture_maps_cached
-        from facelab.metrics import claim_verdict
 
         G, meta = load_texture_gan(args.model)
         train = texture_maps_cached(4096, 64, 0)
@@ -155,11 +157,8 @@ def main() -> int:
                       f"{r['precision']:5.2f} {r['recall']:5.2f} {r['high_band_ratio']:9.2f}")  # fmt: skip
     if args.claim:
         rows = claim_table(G, pca, train, test, n_samples=args.samples)
-        pca_r, gan_r = rows[2], rows[3]
-        v_kid = claim_verdict(gan_r["kid_values"], pca_r["kid_values"], claim="less")
-        dg = np.abs(np.log(np.maximum(gan_r["high_band_each"], 1e-9)))
-        dp = np.abs(np.log(np.maximum(pca_r["high_band_each"], 1e-9)))
-        v_hb = claim_verdict(dg, dp, claim="less")
+        vs = claim_verdicts(rows)
+        v_kid, v_hb = vs["kid"], vs["high_band"]
         out["claim"] = {"gan_step": meta["step"], "detail": G.detail, "rows": rows,
                         "kid_verdict": v_kid.describe(digits=3), "kid_holds": v_kid.word,
                         "high_band_verdict": v_hb.describe(), "high_band_holds": v_hb.word}  # fmt: skip

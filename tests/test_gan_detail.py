@@ -138,3 +138,22 @@ def test_bad_configs():
 
     with pytest.raises(InvalidInput, match="linear path"):
         replace(CONFIGS["tiny-16"], sample_detail=0.5)
+
+
+def test_claim_verdicts_known_answers():
+    import numpy as np
+
+    from facelab.methods.ganfit.evaluate import claim_verdicts
+
+    g = np.random.default_rng(0)
+    floor = {"high_band_each": np.ones(4), "kid_values": np.zeros(100)}
+    pca = {"high_band_each": 0.3 + 0.02 * g.standard_normal(256),
+           "kid_values": 0.17 + 0.01 * g.standard_normal(100)}  # fmt: skip
+    close = {"high_band_each": 0.9 + 0.02 * g.standard_normal(256),
+             "kid_values": pca["kid_values"] - 0.04}  # fmt: skip
+    v = claim_verdicts([floor, floor, pca, close])
+    assert v["kid"].word == "holds" and v["high_band"].word == "holds"
+    # three times the data's energy is as far off (|log 3| > |log 0.3|) as too little
+    loud = {"high_band_each": np.full(256, 3.5), "kid_values": pca["kid_values"] + 0.04}
+    v = claim_verdicts([floor, floor, pca, loud])
+    assert v["kid"].word == "fails" and v["high_band"].word == "fails"

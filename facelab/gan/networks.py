@@ -804,8 +804,8 @@ class Generator(nn.Module):
             if lin.shape[-1] != img.shape[-1]:
                 lin = F.adaptive_avg_pool2d(lin, img.shape[-1])
             img = img + lin
-        if self.out_avg is not None and center and detail == 1.0:
-            img = img - self._fit(self.out_avg, img)
+        if self.out_avg is not None and center and detail == 1.0:  # after the linear part:
+            img = img - self._fit(self.out_avg, img)  # the order trained runs reproduce bitwise
         if self.base is not None:
             img = img + self._fit(self.base, img)
         return img

@@ -399,6 +399,13 @@ def _identity_view(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _span_coordinates(G: Generator, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(flat, coords)``: ``x - base`` flattened ``(B, C R R)`` and its coordinates ``(B, K)``
+    in the orthonormal basis ``G.basis_q`` of the linear path's span."""
+    flat = (x - G.base.to(x.dtype)[None]).reshape(x.shape[0], -1)
+    return flat, flat @ G.basis_q.to(x.dtype).T
+
+
 def residual_view(G: Generator, data: torch.Tensor):
     """``view(x) = P_perp (x - base) / s``: the part of ``x (B, C, R, R)`` off the span of
     ``G``'s linear basis (``G.basis_q``), scaled by ``s``, the std of ``data``'s own (the
@@ -409,9 +416,8 @@ def residual_view(G: Generator, data: torch.Tensor):
         )
 
     def perp(x: torch.Tensor) -> torch.Tensor:
-        q = G.basis_q.to(x.dtype)
-        flat = (x - G.base.to(x.dtype)[None]).reshape(x.shape[0], -1)
-        return (flat - (flat @ q.T) @ q).reshape(x.shape)
+        flat, coords = _span_coordinates(G, x)
+        return (flat - coords @ G.basis_q.to(x.dtype)).reshape(x.shape)
 
     with torch.no_grad():
         s = torch.cat([perp(data[i : i + 512].to(G.base)) for i in range(0, len(data), 512)]).std()
@@ -436,8 +442,7 @@ def coefficient_view(G: Generator, data: torch.Tensor):
         )
 
     def coords(x: torch.Tensor) -> torch.Tensor:
-        flat = (x - G.base.to(x.dtype)[None]).reshape(x.shape[0], -1)
-        return flat @ G.basis_q.to(x.dtype).T
+        return _span_coordinates(G, x)[1]
 
     with torch.no_grad():
         a = torch.cat([coords(data[i : i + 512].to(G.base)) for i in range(0, len(data), 512)])

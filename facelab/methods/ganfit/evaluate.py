@@ -386,3 +386,18 @@ def detail_selection(
     for r in rows:
         r.pop("_vals")
     return rows
+
+
+def claim_verdicts(rows: list[dict]) -> dict:
+    """Chapter 6's two paired verdicts on :func:`claim_table`'s rows (PCA third, GAN fourth):
+    ``{"high_band": v, "kid": v}`` (:class:`facelab.metrics.Verdict`). High band: each GAN
+    sample's ``|log high-band ratio|`` (0 = the data's energy; too much counts like too little)
+    against the PCA's; KID-dlib: per subset, the subsets being the same for both models."""
+    from ...metrics import claim_verdict
+
+    pca_r, gan_r = rows[2], rows[3]
+    dist = [np.abs(np.log(np.maximum(r["high_band_each"], 1e-9))) for r in (gan_r, pca_r)]
+    return {
+        "high_band": claim_verdict(dist[0], dist[1], claim="less"),
+        "kid": claim_verdict(gan_r["kid_values"], pca_r["kid_values"], claim="less"),
+    }
